@@ -1,0 +1,138 @@
+"""The `focoos` command: the composition root, importing each part inside the command that needs it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from focoos.errors import FocoosError
+from focoos.ports import RuntimeType
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from focoos.model_registry import ModelRegistry
+
+    rows = []
+    for name in ModelRegistry.list_models():
+        info = ModelRegistry.get_model_info(name)
+        rows.append((name, info.task.value, info.model_family.value, str(info.im_size), str(info.num_classes),
+                     "yes" if info.weights_uri else "no"))
+    if args.json:
+        keys = ("name", "task", "family", "im_size", "classes", "weights")
+        print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2))
+        return 0
+    header = ("NAME", "TASK", "FAMILY", "IM_SIZE", "CLASSES", "WEIGHTS")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from focoos.model_manager import ModelManager
+
+    overrides = {"im_size": args.im_size} if getattr(args, "im_size", None) else {}
+    return ModelManager.get(args.model, device=args.device, **overrides)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import cv2
+
+    model = _load(args)
+    if args.runtime:
+        model = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir)
+    det = model.infer(args.image, threshold=args.threshold, annotate=args.output is not None)
+    for d in det.detections:
+        print(f"{d.label or d.cls_id:<20} {d.conf:.3f} {d.bbox}")
+    if det.latency:
+        print(f"latency ms: {det.latency.model_dump(exclude_none=True)}")
+    if args.output is not None:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(args.output), cv2.cvtColor(det.image, cv2.COLOR_RGB2BGR))
+        print(f"annotated image: {args.output}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    model = _load(args)
+    infer_model = model.export(
+        runtime_type=RuntimeType(args.runtime), out_dir=args.out_dir, onnx_opset=args.opset, image_size=args.image_size
+    )
+    print(f"exported {model.name} as {args.runtime} to {infer_model.model_dir}")
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    model = _load(args)
+    metrics = model.benchmark(iterations=args.iterations, size=args.size)
+    print(metrics.model_dump_json(indent=2))
+    if args.runtime:
+        exported = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir)
+        print(exported.benchmark(iterations=args.iterations, size=args.size).model_dump_json(indent=2))
+    return 0
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    from focoos import __version__
+
+    print(__version__)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="focoos", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    runtimes = [rt.value for rt in RuntimeType]
+
+    p = sub.add_parser("models", help="list the registry")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_models)
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, help="registry name, model folder or hub:// reference")
+        p.add_argument("--device", default="auto")
+        p.add_argument("--im-size", type=int, default=None, help="override the model's input size")
+
+    p = sub.add_parser("predict", help="detect in one image")
+    model_args(p)
+    p.add_argument("--image", required=True, help="path or http(s) URL")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--output", type=Path, default=None, help="write the annotated image here")
+    p.add_argument("--runtime", choices=runtimes, default=None, help="export first and run with this runtime")
+    p.add_argument("--export-dir", type=Path, default=None)
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="export the network to ONNX or TorchScript")
+    model_args(p)
+    p.add_argument("--runtime", choices=runtimes, default=RuntimeType.ONNX_CPU.value)
+    p.add_argument("--out-dir", type=Path, default=None)
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--image-size", type=int, default=None)
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("benchmark", help="latency of the network (eager, and exported with --runtime)")
+    model_args(p)
+    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--runtime", choices=runtimes, default=None)
+    p.add_argument("--export-dir", type=Path, default=None)
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=_cmd_version)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FocoosError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

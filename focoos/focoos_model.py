@@ -1,0 +1,159 @@
+"""FocoosModel: a torch network plus its ModelInfo, with infer, export, benchmark and train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from focoos.benchmark import measure_latency, random_batch
+from focoos.infer.export import export_network
+from focoos.infer.infer_model import InferModel
+from focoos.infer.pipeline import InferencePipeline
+from focoos.ports import FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
+from focoos.settings import exports_dir
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class FocoosModel:
+    """A model ready for local inference; get one from `ModelManager.get`.
+
+    Example:
+        >>> model = ModelManager.get("fai-detr-m-coco")
+        >>> det = model.infer("image.jpg", threshold=0.5, annotate=True)
+        >>> [(d.label, d.conf, d.bbox) for d in det.detections]
+    """
+
+    def __init__(self, model: torch.nn.Module, model_info: ModelInfo, device: str = "auto") -> None:
+        self.model = model.to(resolve_device(device)).eval()
+        self.model_info = model_info
+        self._pipeline = InferencePipeline(model_info, self._run_network)
+
+    # -- properties users know from Focoos
+    @property
+    def name(self) -> str:
+        return self.model_info.name
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return self.model_info.input_hw
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.model_info.config
+
+    @property
+    def classes(self) -> list[str]:
+        return self.model_info.classes
+
+    @property
+    def task(self) -> Task:
+        return self.model_info.task
+
+    def __repr__(self) -> str:
+        return f"FocoosModel(name={self.name!r}, family={self.model_info.model_family.value}, device={self.device})"
+
+    # -- inference
+    def _run_network(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            outputs = self.model(torch.from_numpy(images).to(self.device))
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return {name: out.float().cpu().numpy() for name, out in zip(self.model.output_names, outputs, strict=True)}
+
+    def infer(
+        self, image: Any, threshold: float = 0.5, annotate: bool = False, **kwargs: Any
+    ) -> FocoosDetections | list[FocoosDetections]:
+        """Detect in one image or a list of them.
+
+        Args:
+            image: path, http(s) URL, bytes, PIL image, numpy HWC RGB, torch CHW, or a list of these.
+            threshold: minimum score in [0, 1].
+            annotate: also draw the detections into `FocoosDetections.image` (RGB numpy).
+            top_k: keyword-only, the most detections per image (default from the config).
+
+        Returns:
+            FocoosDetections for one image, a list of them for a list; boxes xyxy in original pixels.
+        """
+        return self._pipeline(image, threshold=threshold, annotate=annotate, top_k=kwargs.get("top_k"))
+
+    __call__ = infer
+
+    # -- export and benchmark
+    def export(
+        self,
+        runtime_type: RuntimeType = RuntimeType.TORCHSCRIPT_32,
+        onnx_opset: int = 18,
+        out_dir: str | Path | None = None,
+        device: str = "auto",
+        simplify_onnx: bool = True,
+        overwrite: bool = True,
+        image_size: int | tuple[int, int] | None = None,
+        dynamic_axes: bool = True,
+    ) -> InferModel:
+        """Export the network (no pre/postprocessing) and return an InferModel running it.
+
+        ONNX graphs take `images` uint8 NCHW and normalise inside; outputs keep the eager names.
+        `simplify_onnx` is accepted for compatibility: constant folding is always applied.
+        """
+        runtime_type = RuntimeType(runtime_type)
+        out_dir = Path(out_dir) if out_dir is not None else exports_dir() / self.name / runtime_type.value
+        export_device = "cpu" if runtime_type.is_onnx else str(resolve_device(device))
+        original_device = self.device
+        try:
+            export_network(
+                self.model,
+                self.model_info,
+                runtime_type,
+                out_dir,
+                onnx_opset=onnx_opset,
+                device=export_device,
+                overwrite=overwrite,
+                image_size=image_size,
+                dynamic_axes=dynamic_axes,
+            )
+        finally:
+            self.model.to(original_device)
+        return InferModel(out_dir, runtime_type, device=device)
+
+    def benchmark(
+        self, iterations: int = 50, size: int | tuple[int, int] | None = None, device: str = "auto"
+    ) -> LatencyMetrics:
+        """Latency of the eager network alone (batch 1) at `size`, default the model's im_size."""
+        size_hw = to_hw(size) if size is not None else self.resolution
+        self.model.to(resolve_device(device))
+        batch = torch.from_numpy(random_batch(size_hw)).to(self.device)
+
+        def step() -> None:
+            with torch.inference_mode():
+                self.model(batch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+
+        return measure_latency(step, iterations, "torch", size_hw, str(self.device))
+
+    def end2end_benchmark(self, iterations: int = 50, size: int | tuple[int, int] | None = None) -> LatencyMetrics:
+        """Latency of infer() on a random image of `size`, pre/postprocessing included."""
+        size_hw = to_hw(size) if size is not None else self.resolution
+        image = random_batch(size_hw)[0].transpose(1, 2, 0).copy()
+        return measure_latency(
+            lambda: self.infer(image, threshold=0.5), iterations, "torch+processing", size_hw, str(self.device)
+        )
+
+    # -- training (the training package is imported only here)
+    def train(self, args: Any, data_train: Any, data_val: Any, hub: Any = None) -> None:
+        """Train in place; output_dir gets model_info.json and model_final.pth."""
+        from focoos.training import train as run_training
+
+        run_training(self, args, data_train, data_val, hub=hub)

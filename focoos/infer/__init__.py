@@ -1,0 +1,1 @@
+"""Local inference: the shared pipeline, ONNX Runtime / TorchScript runtimes, InferModel, export."""

@@ -1,0 +1,108 @@
+"""Export a torch network to ONNX or TorchScript in a folder that InferModel (and the builder) read.
+
+Layout: model_info.json, export.json (runtime, file, tensor names) and model.onnx or
+model.torchscript. The folder is written in a temporary sibling and renamed into place, so a
+failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from focoos.errors import ExportError
+from focoos.ports import ModelInfo, RuntimeType
+
+INPUT_NAME = "images"
+EXPORT_META = "export.json"
+
+
+def _export_onnx(network: Any, example: Any, path: Path, output_names: list[str], opset: int, dynamic: bool) -> None:
+    import onnx
+    import torch
+
+    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}} if dynamic else None
+    if dynamic:
+        axes.update({name: {0: "batch"} for name in output_names})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            network,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=output_names,
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
+    onnx.checker.check_model(str(path))
+
+
+def _export_torchscript(network: Any, example: Any, path: Path) -> None:
+    import torch
+
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(network, example, check_trace=False)
+    traced.save(str(path))
+
+
+def export_network(
+    network: Any,
+    info: ModelInfo,
+    runtime_type: RuntimeType,
+    out_dir: Path,
+    onnx_opset: int = 18,
+    device: str = "cpu",
+    overwrite: bool = True,
+    image_size: int | tuple[int, int] | None = None,
+    dynamic_axes: bool = True,
+) -> Path:
+    """Write the export folder and return it."""
+    import torch
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ExportError(f"{out_dir} exists; pass overwrite=True to replace it")
+    if image_size is not None:
+        info = ModelInfo.validated("export image_size", **{**info.model_dump(), "im_size": image_size})
+    output_names = list(network.output_names)
+    height, width = info.input_hw
+    example = torch.zeros((1, 3, height, width), dtype=torch.uint8, device=device)
+    network = network.to(device).eval()
+    filename = "model.torchscript" if runtime_type == RuntimeType.TORCHSCRIPT_32 else "model.onnx"
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        if runtime_type == RuntimeType.TORCHSCRIPT_32:
+            _export_torchscript(network, example, tmp / filename)
+        else:
+            _export_onnx(network, example, tmp / filename, output_names, onnx_opset, dynamic_axes)
+        info.dump_json(tmp / "model_info.json")
+        meta = {
+            "runtime_type": runtime_type.value,
+            "file": filename,
+            "input_name": INPUT_NAME,
+            "input_dtype": "uint8",
+            "output_names": output_names,
+            "onnx_opset": onnx_opset if runtime_type.is_onnx else None,
+            "dynamic_axes": dynamic_axes,
+        }
+        (tmp / EXPORT_META).write_text(json.dumps(meta, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"export of {info.name} to {runtime_type.value} failed: {exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

@@ -1,0 +1,93 @@
+"""One inference flow for every local runner: load -> preprocess -> network -> postprocess -> results.
+
+Eager PyTorch and the exported runtimes differ only in the `run_network` callable, which is what
+keeps their answers equal (rule 3 of the architecture).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from focoos.ports import FocoosDet, FocoosDetections, InferLatency, ModelInfo, Task
+from focoos.processing import (
+    DetectionArrays,
+    annotate_image,
+    load_images,
+    postprocess_classification,
+    postprocess_detr,
+    preprocess_images,
+    validate_threshold,
+)
+
+NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def postprocess_outputs(
+    info: ModelInfo,
+    outputs: dict[str, np.ndarray],
+    original_hw: list[tuple[int, int]],
+    threshold: float,
+    top_k: int | None = None,
+) -> list[DetectionArrays]:
+    """Dispatch raw network outputs to the task's numpy postprocessing."""
+    if info.task == Task.DETECTION:
+        k = top_k or int(info.config.get("top_k", 300))
+        return postprocess_detr(outputs["boxes"], outputs["logits"], original_hw, threshold, k)
+    if info.task == Task.CLASSIFICATION:
+        return postprocess_classification(outputs["logits"], threshold, top_k or int(info.config.get("top_k", 5)))
+    raise NotImplementedError(f"postprocessing for task {info.task.value}")
+
+
+def to_focoos_detections(result: DetectionArrays, classes: list[str]) -> FocoosDetections:
+    dets = []
+    for i, (score, cls_id) in enumerate(zip(result.scores, result.classes, strict=True)):
+        bbox = None if result.boxes is None else [int(round(float(v))) for v in result.boxes[i]]
+        label = classes[int(cls_id)] if 0 <= int(cls_id) < len(classes) else None
+        dets.append(FocoosDet(bbox=bbox, conf=round(float(score), 6), cls_id=int(cls_id), label=label))
+    return FocoosDetections(detections=dets)
+
+
+class InferencePipeline:
+    """Runs a network callable (uint8 NCHW batch -> named numpy outputs) with shared processing."""
+
+    def __init__(self, info: ModelInfo, run_network: NetworkFn) -> None:
+        self.info = info
+        self.run_network = run_network
+
+    def __call__(
+        self, images: Any, threshold: float = 0.5, annotate: bool = False, top_k: int | None = None
+    ) -> FocoosDetections | list[FocoosDetections]:
+        threshold = validate_threshold(threshold)
+        start = time.perf_counter()
+        loaded, is_batch = load_images(images)
+        latency = InferLatency(imload=_ms_since(start))
+
+        start = time.perf_counter()
+        batch = preprocess_images(loaded, self.info.input_hw)
+        latency.preprocess = _ms_since(start)
+
+        start = time.perf_counter()
+        outputs = self.run_network(batch)
+        latency.inference = _ms_since(start)
+
+        start = time.perf_counter()
+        results = postprocess_outputs(self.info, outputs, [im.shape[:2] for im in loaded], threshold, top_k)
+        detections = [to_focoos_detections(r, self.info.classes) for r in results]
+        latency.postprocess = _ms_since(start)
+
+        if annotate:
+            start = time.perf_counter()
+            for image, result, det in zip(loaded, results, detections, strict=True):
+                det.image = annotate_image(image, result.boxes, result.scores, result.classes, self.info.classes)
+            latency.annotate = _ms_since(start)
+        for det in detections:
+            det.latency = latency
+        return detections if is_batch else detections[0]

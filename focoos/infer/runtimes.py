@@ -1,0 +1,144 @@
+"""Runtimes for exported networks: ONNX Runtime (CPU, CUDA, TensorRT, CoreML) and TorchScript.
+
+A runtime the machine lacks raises RuntimeUnavailableError listing what is there; nothing falls
+back silently to a slower provider.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from focoos.errors import RuntimeUnavailableError
+from focoos.ports import RuntimeType
+from focoos.settings import cache_dir
+
+ONNX_PROVIDERS: dict[RuntimeType, str] = {
+    RuntimeType.ONNX_CPU: "CPUExecutionProvider",
+    RuntimeType.ONNX_CUDA32: "CUDAExecutionProvider",
+    RuntimeType.ONNX_TRT32: "TensorrtExecutionProvider",
+    RuntimeType.ONNX_TRT16: "TensorrtExecutionProvider",
+    RuntimeType.ONNX_COREML: "CoreMLExecutionProvider",
+}
+
+
+def available_runtimes() -> list[RuntimeType]:
+    """Runtimes this machine can run now (installed packages and devices)."""
+    found: list[RuntimeType] = []
+    try:
+        import onnxruntime as ort
+
+        providers = set(ort.get_available_providers())
+        found += [rt for rt, provider in ONNX_PROVIDERS.items() if provider in providers]
+    except ImportError:
+        pass
+    try:
+        import torch  # noqa: F401
+
+        found.append(RuntimeType.TORCHSCRIPT_32)
+    except ImportError:
+        pass
+    return found
+
+
+def _unavailable(runtime_type: RuntimeType, why: str) -> RuntimeUnavailableError:
+    names = ", ".join(rt.value for rt in available_runtimes()) or "none"
+    return RuntimeUnavailableError(f"runtime {runtime_type.value} is not available: {why}. Available: {names}")
+
+
+def tensorrt_options(
+    fp16: bool, engine_cache: Path, input_name: str, size_hw: tuple[int, int], max_batch_size: int
+) -> dict[str, Any]:
+    """TensorRT EP options: engine cache on disk and explicit shape profiles for batch 1..max."""
+    height, width = size_hw
+    return {
+        "trt_fp16_enable": fp16,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(engine_cache),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(engine_cache),
+        "trt_profile_min_shapes": f"{input_name}:1x3x{height}x{width}",
+        "trt_profile_opt_shapes": f"{input_name}:1x3x{height}x{width}",
+        "trt_profile_max_shapes": f"{input_name}:{max_batch_size}x3x{height}x{width}",
+    }
+
+
+class OnnxRuntime:
+    """An ONNX file in an onnxruntime InferenceSession with the provider the runtime type names."""
+
+    def __init__(
+        self,
+        path: Path,
+        runtime_type: RuntimeType = RuntimeType.ONNX_CPU,
+        size_hw: tuple[int, int] = (640, 640),
+        max_batch_size: int = 8,
+        engine_cache: Path | None = None,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise _unavailable(runtime_type, "onnxruntime is not installed (pip install 'focoos[onnx]')") from exc
+        provider = ONNX_PROVIDERS[runtime_type]
+        if provider not in ort.get_available_providers():
+            raise _unavailable(runtime_type, f"onnxruntime lacks {provider}")
+        providers: list[Any] = [provider]
+        if provider == "TensorrtExecutionProvider":
+            cache = engine_cache or cache_dir() / "trt_engines"
+            cache.mkdir(parents=True, exist_ok=True)
+            options = tensorrt_options(runtime_type == RuntimeType.ONNX_TRT16, cache, "images", size_hw,
+                                       max_batch_size)
+            providers = [(provider, options), "CUDAExecutionProvider"]
+        if provider != "CPUExecutionProvider":
+            providers.append("CPUExecutionProvider")  # per-node fallback for ops the accelerator lacks
+        self.session = ort.InferenceSession(str(path), providers=providers)
+        if provider not in self.session.get_providers():
+            raise _unavailable(runtime_type, f"{provider} failed to start (see onnxruntime's log)")
+        self.runtime_type = runtime_type
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.device = "cpu" if provider == "CPUExecutionProvider" else "cuda"
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.session.run(self.output_names, {self.input_name: images})
+        return dict(zip(self.output_names, outputs, strict=True))
+
+
+class TorchscriptRuntime:
+    """A traced TorchScript file; outputs are named from the export's output names."""
+
+    def __init__(self, path: Path, output_names: list[str], device: str = "auto") -> None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise _unavailable(RuntimeType.TORCHSCRIPT_32, "torch is not installed") from exc
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise _unavailable(RuntimeType.TORCHSCRIPT_32, f"device {device} requested but CUDA is unavailable")
+        self._torch = torch
+        self.device = device
+        self.runtime_type = RuntimeType.TORCHSCRIPT_32
+        self.module = torch.jit.load(str(path), map_location=device).eval()
+        self.output_names = list(output_names)
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            outputs = self.module(torch.from_numpy(images).to(self.device))
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return {name: out.cpu().numpy() for name, out in zip(self.output_names, outputs, strict=True)}
+
+
+def load_runtime(
+    path: Path,
+    runtime_type: RuntimeType,
+    output_names: list[str],
+    size_hw: tuple[int, int],
+    device: str = "auto",
+) -> OnnxRuntime | TorchscriptRuntime:
+    if runtime_type == RuntimeType.TORCHSCRIPT_32:
+        return TorchscriptRuntime(path, output_names, device)
+    return OnnxRuntime(path, runtime_type, size_hw)

@@ -1,0 +1,136 @@
+"""ModelManager.get: one entry point that loads a FocoosModel from several kinds of source.
+
+The sources form a table of (name, matches, load) strategies tried in order; a new source (the
+hub) joins with `ModelManager.register_strategy` without touching the others.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from focoos.errors import FocoosError, ModelInfoError, ModelNotFoundError
+from focoos.model_registry import ModelRegistry
+from focoos.models import build_network, check_supported
+from focoos.ports import ModelInfo
+from focoos.weights import load_weights, resolve_weights
+
+if TYPE_CHECKING:
+    from focoos.focoos_model import FocoosModel
+
+WEIGHTS_FILE = "model_final.pth"
+INFO_FILE = "model_info.json"
+# Overrides that change ModelInfo itself; every other keyword overrides one config value.
+INFO_OVERRIDES = ("im_size", "weights_uri", "weights_sha256")
+
+
+class NoWeightsWarning(UserWarning):
+    """The model was built with random weights."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a strategy resolved: the model info, and a folder that relative weight paths start from."""
+
+    info: ModelInfo
+    weights_path: Path | None = None
+    base_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    matches: Callable[[str, ModelInfo | None], bool]
+    resolve: Callable[[str, ModelInfo | None], Source]
+
+
+def _from_model_info(name: str, info: ModelInfo | None) -> Source:
+    assert info is not None
+    return Source(info.model_copy(update={"name": name}) if name else info)
+
+
+def _from_local_dir(name: str, info: ModelInfo | None) -> Source:
+    folder = Path(name).expanduser()
+    if not (folder / INFO_FILE).is_file():
+        raise ModelInfoError(f"model folder {folder} has no {INFO_FILE}")
+    weights = folder / WEIGHTS_FILE
+    return Source(ModelInfo.from_json(folder / INFO_FILE), weights if weights.is_file() else None, folder)
+
+
+def _from_registry(name: str, info: ModelInfo | None) -> Source:
+    return Source(ModelRegistry.get_model_info(name), None, ModelRegistry.registry_dir)
+
+
+def _from_hub(name: str, info: ModelInfo | None) -> Source:
+    raise FocoosError(f"{name}: hub:// models need the Focoos hub integration, which this version lacks")
+
+
+class ModelManager:
+    """Load models by registry name, local folder, explicit ModelInfo or hub reference."""
+
+    strategies: list[Strategy] = [
+        Strategy("model_info", lambda name, info: info is not None, _from_model_info),
+        Strategy("hub", lambda name, info: name.startswith("hub://"), _from_hub),
+        Strategy("local", lambda name, info: Path(name).expanduser().is_dir(), _from_local_dir),
+        Strategy("registry", lambda name, info: ModelRegistry.exists(name), _from_registry),
+    ]
+
+    @classmethod
+    def register_strategy(cls, strategy: Strategy, first: bool = True) -> None:
+        cls.strategies = [s for s in cls.strategies if s.name != strategy.name]
+        cls.strategies.insert(0 if first else len(cls.strategies), strategy)
+
+    @classmethod
+    def get(
+        cls,
+        name: str,
+        model_info: ModelInfo | None = None,
+        hub: Any = None,
+        cache: bool = True,
+        device: str = "auto",
+        **config_overrides: Any,
+    ) -> FocoosModel:
+        """Return a FocoosModel; keyword arguments override single config values (and im_size, weights_uri)."""
+        for strategy in cls.strategies:
+            if strategy.matches(name, model_info):
+                source = strategy.resolve(name, model_info)
+                break
+        else:
+            raise ModelNotFoundError(
+                f"'{name}' is neither a registry model, a folder with {INFO_FILE}, nor a hub:// reference; "
+                f"registry models: {', '.join(ModelRegistry.list_models())}"
+            )
+        info = _apply_overrides(source.info, config_overrides)
+        return _build(info, source, device)
+
+
+def _apply_overrides(info: ModelInfo, overrides: dict[str, Any]) -> ModelInfo:
+    if not overrides:
+        return info
+    fields = info.model_dump()
+    fields["config"] = {**info.config, **{k: v for k, v in overrides.items() if k not in INFO_OVERRIDES}}
+    fields.update({k: v for k, v in overrides.items() if k in INFO_OVERRIDES})
+    return ModelInfo.validated(f"overrides for {info.name}", **fields)
+
+
+def _build(info: ModelInfo, source: Source, device: str) -> FocoosModel:
+    from focoos.focoos_model import FocoosModel
+
+    check_supported(info)
+    network = build_network(info)
+    weights = source.weights_path
+    if weights is None and info.weights_uri:
+        weights = resolve_weights(info.weights_uri, info.weights_sha256, source.base_dir)
+    if weights is not None:
+        load_weights(network, weights)
+    else:
+        message = (
+            f"{info.name} has no pretrained weights: it was built with RANDOM weights and its detections "
+            f"mean nothing. Train it (model.train(args, data_train, data_val)) or pass "
+            f"weights_uri='path/or/url/to/model_final.pth'."
+        )
+        warnings.warn(message, NoWeightsWarning, stacklevel=3)
+    return FocoosModel(network, info, device=device)

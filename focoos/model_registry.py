@@ -1,0 +1,32 @@
+"""The models that ship with the package: one JSON file per model in focoos/registry/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from focoos.errors import ModelNotFoundError
+from focoos.ports import ModelInfo
+
+REGISTRY_DIR = Path(__file__).parent / "registry"
+
+
+class ModelRegistry:
+    """Read-only view of the bundled registry (names, ModelInfo, bundled weights)."""
+
+    registry_dir: Path = REGISTRY_DIR
+
+    @classmethod
+    def list_models(cls) -> list[str]:
+        return sorted(p.stem for p in cls.registry_dir.glob("*.json"))
+
+    @classmethod
+    def exists(cls, name: str) -> bool:
+        return (cls.registry_dir / f"{name}.json").is_file()
+
+    @classmethod
+    def get_model_info(cls, name: str) -> ModelInfo:
+        if not cls.exists(name):
+            raise ModelNotFoundError(
+                f"'{name}' is not in the model registry; available: {', '.join(cls.list_models())}"
+            )
+        return ModelInfo.from_json(cls.registry_dir / f"{name}.json")

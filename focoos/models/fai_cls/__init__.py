@@ -1,0 +1,1 @@
+"""fai_cls: multi-label image classification on a timm backbone."""

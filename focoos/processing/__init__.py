@@ -1,0 +1,37 @@
+"""Pre/postprocessing shared by local inference, Triton's Python-backend steps and the client.
+
+Imports numpy, opencv and pillow only, and only relatively within this package, so the builder
+can copy the folder next to a Python-backend `model.py` and the repository stays self-contained.
+"""
+
+from .annotate import annotate_image, class_color
+from .errors import FocoosError, InvalidInputError
+from .image import decode_image, encode_image, load_image, load_images
+from .postprocess import (
+    DetectionArrays,
+    pad_detections,
+    postprocess_classification,
+    postprocess_detr,
+    unpad_detections,
+    validate_threshold,
+)
+from .preprocess import preprocess_images, resize_image
+
+__all__ = [
+    "DetectionArrays",
+    "FocoosError",
+    "InvalidInputError",
+    "annotate_image",
+    "class_color",
+    "decode_image",
+    "encode_image",
+    "load_image",
+    "load_images",
+    "pad_detections",
+    "postprocess_classification",
+    "postprocess_detr",
+    "preprocess_images",
+    "resize_image",
+    "unpad_detections",
+    "validate_threshold",
+]

@@ -1,0 +1,43 @@
+"""Draw detections on an image with OpenCV: boxes, labels and scores in a stable colour per class."""
+
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+
+
+def class_color(cls_id: int) -> tuple[int, int, int]:
+    """A distinct, stable RGB colour per class id (golden-ratio hue steps)."""
+    hue = (cls_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def annotate_image(
+    image: np.ndarray,
+    boxes: np.ndarray | None,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    labels: list[str] | None = None,
+) -> np.ndarray:
+    """Return a copy of the RGB image with the detections drawn; without boxes, a list of labels."""
+    canvas = image.copy()
+    thickness = max(1, round(min(canvas.shape[:2]) / 300))
+    font_scale = max(0.4, min(canvas.shape[:2]) / 1000)
+    for i, (score, cls_id) in enumerate(zip(scores, classes, strict=True)):
+        name = labels[int(cls_id)] if labels and 0 <= int(cls_id) < len(labels) else str(int(cls_id))
+        text = f"{name} {float(score):.2f}"
+        color = class_color(int(cls_id))
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        if boxes is not None:
+            x1, y1, x2, y2 = (int(round(v)) for v in boxes[i])
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
+            ty = max(y1, th + base)
+        else:
+            x1, ty = 0, (i + 1) * (th + base + 4)
+        cv2.rectangle(canvas, (x1, ty - th - base), (x1 + tw + 2, ty), color, -1)
+        cv2.putText(canvas, text, (x1 + 1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return canvas

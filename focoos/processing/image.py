@@ -1,0 +1,145 @@
+"""Turn whatever a caller holds into an RGB uint8 HWC array, with errors that say what was wrong."""
+
+from __future__ import annotations
+
+import io
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .errors import InvalidInputError
+
+URL_TIMEOUT_S = 30.0
+# Larger images are refused before decoding: a 20000x20000 RGB image is 1.2 GB of pixels.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Decode JPEG/PNG/... bytes into RGB uint8 HWC."""
+    raw = data.astype(np.uint8, copy=False).tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    if not raw:
+        raise InvalidInputError("image bytes are empty")
+    _check_declared_size(raw)
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if image is None:
+        raise InvalidInputError(f"cannot decode {buf.size} bytes as an image (corrupt or unsupported format)")
+    return _check_pixels(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def _check_declared_size(data: bytes) -> None:
+    """Refuse an image whose header declares a huge size before decoding it (reads the header only)."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+    except Image.DecompressionBombError as exc:
+        raise InvalidInputError(f"image exceeds the pixel limit: {exc}") from exc
+    except Exception:  # noqa: BLE001 - unknown to PIL: let OpenCV decide
+        return
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InvalidInputError(f"image of {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS}")
+
+
+def _check_pixels(image: np.ndarray) -> np.ndarray:
+    if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
+        raise InvalidInputError(
+            f"image of {image.shape[1]}x{image.shape[0]} pixels exceeds the limit of {MAX_IMAGE_PIXELS}"
+        )
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InvalidInputError(f"image has no pixels: shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def _from_array(array: np.ndarray, layout: str) -> np.ndarray:
+    """Array in HWC (numpy) or CHW (torch) layout, uint8 0..255 or float 0..1 -> RGB uint8 HWC."""
+    if array.ndim == 3 and layout == "CHW":
+        array = array.transpose(1, 2, 0)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise InvalidInputError(
+            f"image array must be HxW, HxWx1, HxWx3 or HxWx4 ({layout} for this input), got shape {array.shape}"
+        )
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.number):
+            raise InvalidInputError(f"image array dtype must be numeric, got {array.dtype}")
+        if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
+            array = array * 255.0
+        array = np.clip(np.nan_to_num(array), 0, 255).round().astype(np.uint8)
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        array = array[:, :, :3]
+    return _check_pixels(array)
+
+
+def _read_url(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
+            return response.read()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot fetch image from {url}: {exc}") from exc
+
+
+def load_image(source: Any) -> np.ndarray:
+    """Load one image as RGB uint8 HWC.
+
+    Accepts a file path or http(s) URL (str or Path), encoded bytes, a PIL image, a numpy array
+    (HWC RGB, uint8 or float 0..1) or a torch tensor (CHW RGB, uint8 or float 0..1; recognised
+    without importing torch).
+    """
+    if isinstance(source, str | Path):
+        text = str(source)
+        if text.startswith(("http://", "https://")):
+            return decode_image(_read_url(text))
+        path = Path(text)
+        if not path.is_file():
+            raise InvalidInputError(f"image file not found: {path}")
+        try:
+            return decode_image(path.read_bytes())
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{path}: {exc}") from exc
+    if isinstance(source, bytes | bytearray | memoryview):
+        return decode_image(source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source, "HWC")
+    if type(source).__module__.startswith("torch") and hasattr(source, "detach"):
+        return _from_array(source.detach().cpu().numpy(), "CHW")
+    if type(source).__module__.startswith("PIL"):
+        return _from_array(np.asarray(source.convert("RGB")), "HWC")
+    if hasattr(source, "read"):
+        return decode_image(source.read())
+    raise InvalidInputError(
+        f"unsupported image type {type(source).__name__}: pass a path, URL, bytes, PIL image, "
+        "numpy HWC array or torch CHW tensor"
+    )
+
+
+def load_images(sources: Any) -> tuple[list[np.ndarray], bool]:
+    """Load one image or a list/tuple of them; returns the images and whether the input was a batch."""
+    if isinstance(sources, list | tuple):
+        if len(sources) == 0:
+            raise InvalidInputError("empty list of images")
+        return [load_image(s) for s in sources], True
+    is_batch_tensor = (
+        type(sources).__module__.startswith("torch") and hasattr(sources, "ndim") and sources.ndim == 4
+    )
+    if is_batch_tensor:
+        return [load_image(s) for s in sources], True
+    return [load_image(sources)], False
+
+
+def encode_image(image: np.ndarray, ext: str = ".jpg", quality: int = 95) -> bytes:
+    """RGB uint8 HWC -> encoded bytes (JPEG by default)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise InvalidInputError(f"cannot encode image as {ext}")
+    return buf.tobytes()
+
+
+__all__ = ["decode_image", "encode_image", "load_image", "load_images"]

@@ -1,0 +1,110 @@
+"""Fetch weights (local path or http(s) URL, cached and checksummed) and load them strictly."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from focoos.errors import WeightsError
+from focoos.settings import cache_dir
+
+DOWNLOAD_TIMEOUT_S = 60.0
+_CHUNK_BYTES = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_sha256(path: Path, expected: str | None, origin: str) -> None:
+    if expected and sha256_of(path) != expected.lower():
+        raise WeightsError(f"sha256 of {origin} does not match the expected {expected}")
+
+
+def _download(url: str, target: Path, expected_sha256: str | None) -> Path:
+    """Stream to a temporary file beside the target, verify, then rename: no half files in the cache."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".download-")
+    tmp = Path(tmp_name)
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, os.fdopen(fd, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"weights {target.name}") as bar:
+                for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        _check_sha256(tmp, expected_sha256, url)
+        tmp.replace(target)
+        return target
+    except OSError as exc:
+        raise WeightsError(f"cannot download weights from {url}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def resolve_weights(uri: str, sha256: str | None = None, base_dir: Path | None = None) -> Path:
+    """Return a local file for a weights URI: a path (relative to base_dir) or an http(s) URL.
+
+    URLs download once into FOCOOS_CACHE_DIR/weights; a cached file is re-verified when a
+    sha256 is given and fetched again if it no longer matches.
+    """
+    if uri.startswith(("http://", "https://")):
+        url_key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+        target = cache_dir() / "weights" / f"{url_key}-{Path(uri.split('?')[0]).name or 'weights.pth'}"
+        if target.is_file():
+            try:
+                _check_sha256(target, sha256, str(target))
+                return target
+            except WeightsError:
+                target.unlink()
+        return _download(uri, target, sha256)
+    if uri.startswith("hub://"):
+        raise WeightsError(f"{uri}: hub:// weights need the Focoos hub integration, which this version lacks")
+    path = Path(uri).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    _check_sha256(path, sha256, str(path))
+    return path
+
+
+def load_weights(network: Any, path: Path) -> None:
+    """Load a checkpoint into the network; any missing, unexpected or mis-shaped key is an error."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise WeightsError(f"cannot read weights {path}: {exc}") from exc
+    state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint)) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds no state dict")
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatches ({'; '.join(mismatched[:5])})")
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({', '.join(missing[:5])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({', '.join(unexpected[:5])})")
+        raise WeightsError(f"weights {path} do not fit the architecture: {'; '.join(parts)}")
+    network.load_state_dict(state, strict=True)
