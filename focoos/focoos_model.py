@@ -151,6 +151,14 @@ class FocoosModel:
             lambda: self.infer(image, threshold=0.5), iterations, "torch+processing", size_hw, str(self.device)
         )
 
+    def save(self, folder: str | Path) -> Path:
+        """Write model_info.json and model_final.pth: a folder `ModelManager.get` loads."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.model.state_dict(), folder / "model_final.pth")
+        self.model_info.dump_json(folder / "model_info.json")
+        return folder
+
     # -- training (the training package is imported only here)
     def train(self, args: Any, data_train: Any, data_val: Any, hub: Any = None) -> None:
         """Train in place; output_dir gets model_info.json and model_final.pth."""

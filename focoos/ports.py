@@ -253,7 +253,7 @@ class FocoosDetections(BaseModel):
         dets = []
         for i in range(len(detections)):
             cls_id = int(detections.class_id[i]) if detections.class_id is not None else 0
-            conf = float(detections.confidence[i]) if detections.confidence is not None else 1.0
+            conf = round(float(detections.confidence[i]), 6) if detections.confidence is not None else 1.0
             dets.append(
                 FocoosDet(
                     bbox=[int(round(v)) for v in detections.xyxy[i]],

@@ -45,7 +45,9 @@ def _eager(model: FaiDetr, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return boxes.numpy(), scores.numpy()
 
 
-def _assert_same_detections(boxes: np.ndarray, scores: np.ndarray, ref: tuple[np.ndarray, np.ndarray]) -> None:
+def _assert_same_detections(
+    boxes: np.ndarray, scores: np.ndarray, ref: tuple[np.ndarray, np.ndarray]
+) -> None:
     """Equal within 1e-4 up to the order of the queries: top-k may order exactly tied scores differently
     in another runtime, and the decoder is permutation-equivariant, so only the set of queries matters."""
     got = np.concatenate([boxes, scores], axis=-1)  # [B, Q, 4 + C]
@@ -87,12 +89,16 @@ def test_onnx_dynamic_batch_and_size(model: FaiDetr, tmp_path) -> None:
             opset_version=18,
             input_names=["images"],
             output_names=["boxes", "logits"],
-            dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "boxes": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes={
+                "images": {0: "batch", 2: "height", 3: "width"},
+                "boxes": {0: "batch"},
+                "logits": {0: "batch"},
+            },
         )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["boxes", "logits"]
     for batch, height, width in [(1, 160, 160), (3, 160, 160), (2, 192, 224)]:
-        x = _images(batch, height, width, seed=batch)
+        x = _images(batch, height, width)  # batch 3 has an exact top-k score tie
         boxes, scores = session.run(None, {"images": x.numpy()})
         assert boxes.shape == (batch, 50, 4) and scores.shape == (batch, 50, NUM_CLASSES)
         _assert_same_detections(boxes, scores, _eager(model, x))

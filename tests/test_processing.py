@@ -1,0 +1,142 @@
+"""The numpy processing shared by every runner: image loading, resizing, postprocessing, padding."""
+
+from __future__ import annotations
+
+import ast
+import io
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import focoos.processing as processing
+from focoos.errors import InvalidInputError
+from focoos.processing import (
+    decode_image,
+    encode_image,
+    load_image,
+    load_images,
+    pad_detections,
+    postprocess_classification,
+    postprocess_detr,
+    preprocess_images,
+    unpad_detections,
+)
+
+
+def test_processing_imports_only_numpy_opencv_pillow_and_itself():
+    """The builder copies this folder next to Triton models: it must stay self-contained."""
+    allowed = {"numpy", "cv2", "PIL", "__future__", "typing", "colorsys", "io", "urllib", "pathlib"}
+    for path in Path(processing.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                roots = set() if node.level > 0 else {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert roots <= allowed, f"{path.name} imports {roots - allowed}"
+
+
+def test_every_input_kind_gives_the_same_rgb_pixels(scene, image_path):
+    png = encode_image(scene, ".png")
+    expected = scene
+    candidates = {
+        "path str": str(image_path.with_suffix(".png")),
+        "bytes": png,
+        "numpy": scene,
+        "pil": Image.fromarray(scene),
+        "torch uint8 chw": torch.from_numpy(scene).permute(2, 0, 1),
+        "torch float chw": torch.from_numpy(scene).permute(2, 0, 1).float() / 255.0,
+        "file object": io.BytesIO(png),
+    }
+    Path(candidates["path str"]).write_bytes(png)
+    for kind, source in candidates.items():
+        np.testing.assert_array_equal(load_image(source), expected, err_msg=kind)
+
+
+def test_grey_and_rgba_arrays_become_rgb(scene):
+    assert load_image(scene[:, :, 0]).shape == (*scene.shape[:2], 3)
+    rgba = np.concatenate([scene, np.full(scene.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(load_image(rgba), scene)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("/no/such/image.jpg", "not found"),
+        (b"", "empty"),
+        (b"\xff\xd8\xff\xe0 definitely not a jpeg", "cannot decode"),
+        (12345, "unsupported image type int"),
+        (np.zeros((4, 4, 5), np.uint8), "shape"),
+        (np.array([["a"]]), "dtype"),
+        ([], "empty list"),
+    ],
+)
+def test_bad_images_raise_a_typed_error_naming_the_problem(source, message):
+    with pytest.raises(InvalidInputError, match=message):
+        load_images(source)
+
+
+def test_corrupt_file_names_the_file(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(InvalidInputError, match="broken.jpg"):
+        load_image(bad)
+
+
+def test_huge_image_is_refused_before_decoding():
+    header_only = Image.new("L", (1, 1))
+    buf = io.BytesIO()
+    header_only.save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = (20000).to_bytes(4, "big") + (20000).to_bytes(4, "big")  # IHDR width, height
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # keep the header chunk valid
+    with pytest.raises(InvalidInputError, match="exceeds"):
+        decode_image(bytes(data))
+
+
+def test_preprocess_resizes_to_nchw_uint8(scene):
+    batch = preprocess_images([scene, scene[:100]], (64, 96))
+    assert batch.shape == (2, 3, 64, 96) and batch.dtype == np.uint8
+    np.testing.assert_array_equal(batch[0].transpose(1, 2, 0), cv2.resize(scene, (96, 64)))
+
+
+def test_detr_postprocess_scales_boxes_and_applies_threshold_and_top_k():
+    boxes = np.array([[[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 0.7, 0.9]]], np.float32)
+    scores = np.array([[[0.9, 0.1], [0.2, 0.7], [0.3, 0.4]]], np.float32)  # [1, Q=3, C=2]
+    (res,) = postprocess_detr(boxes, scores, [(200, 100)], threshold=0.35)
+    np.testing.assert_allclose(res.scores, [0.9, 0.7, 0.4])
+    np.testing.assert_array_equal(res.classes, [0, 1, 1])
+    np.testing.assert_allclose(res.boxes[0], [10, 40, 50, 120])
+    np.testing.assert_allclose(res.boxes[1], [0, 0, 100, 200])
+    (top2,) = postprocess_detr(boxes, scores, [(200, 100)], threshold=0.0, top_k=2)
+    np.testing.assert_allclose(top2.scores, [0.9, 0.7])
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, "high", None])
+def test_threshold_outside_unit_interval_is_refused(threshold):
+    with pytest.raises(InvalidInputError, match="threshold"):
+        postprocess_classification(np.zeros((1, 3), np.float32), threshold=threshold)
+
+
+def test_classification_is_multilabel_sorted_and_capped():
+    logits = np.array([[2.0, -3.0, 0.5, 1.0]], np.float32)
+    (res,) = postprocess_classification(logits, threshold=0.5, top_k=2)
+    np.testing.assert_array_equal(res.classes, [0, 3])
+    assert res.boxes is None
+
+
+def test_pad_and_unpad_round_trip():
+    boxes = np.random.default_rng(0).random((1, 5, 4)).astype(np.float32)
+    scores = np.random.default_rng(1).random((1, 5, 3)).astype(np.float32)
+    results = postprocess_detr(boxes, scores, [(50, 60)], threshold=0.2)
+    num, pboxes, pscores, pclasses = pad_detections(results, top_k=20)
+    assert pboxes.shape == (1, 20, 4) and num[0, 0] == len(results[0].scores)
+    (back,) = unpad_detections(num, pboxes, pscores, pclasses)
+    np.testing.assert_allclose(back.boxes, results[0].boxes)
+    np.testing.assert_array_equal(back.classes, results[0].classes)
