@@ -63,7 +63,7 @@ class DatasetLayout(str, Enum):
 class LatencyMetrics(BaseModel):
     """Latency of repeated calls, in milliseconds (fps from the mean)."""
 
-    fps: int
+    fps: float
     engine: str
     min: float
     max: float
@@ -81,7 +81,7 @@ class LatencyMetrics(BaseModel):
         arr = np.asarray(samples_ms, dtype=np.float64)
         mean = float(arr.mean())
         return cls(
-            fps=int(round(1000.0 / mean)) if mean > 0 else 0,
+            fps=round(1000.0 / mean, 2) if mean > 0 else 0.0,
             engine=engine,
             min=round(float(arr.min()), 3),
             max=round(float(arr.max()), 3),

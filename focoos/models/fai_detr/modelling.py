@@ -19,11 +19,17 @@ from torch import Tensor, nn
 
 _EPS_ANCHOR = 0.01  # anchors with a coordinate outside (eps, 1 - eps) are invalid
 _INVALID = 1e4  # finite stand-in for "infinite" logits: stays finite in fp16 and in TensorRT
+Shapes = list[tuple[int, int]]  # per-level (h, w); while tracing these are recorded size tensors
 
 
 def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
     x = x.clamp(0.0, 1.0)
     return torch.log(x.clamp(min=eps) / (1.0 - x).clamp(min=eps))
+
+
+def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
+    """x [B, N, K], index [B, Q] -> [B, Q, K] (GatherElements, no loop over the batch)."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
@@ -251,14 +257,13 @@ class MSDeformableAttention(nn.Module):
         grid = grid * torch.arange(1, points + 1, dtype=torch.float32).view(1, 1, points, 1)
         with torch.no_grad():
             self.sampling_offsets.bias.copy_(grid.flatten())
-        for lin in (self.attention_weights,):
-            nn.init.zeros_(lin.weight), nn.init.zeros_(lin.bias)
+        nn.init.zeros_(self.attention_weights.weight)  # uniform attention over the sampled points
+        nn.init.zeros_(self.attention_weights.bias)
         for lin in (self.value_proj, self.output_proj):
-            nn.init.xavier_uniform_(lin.weight), nn.init.zeros_(lin.bias)
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
 
-    def forward(
-        self, query: Tensor, ref: Tensor, memory: Tensor, shapes: list[tuple[Tensor, Tensor]]
-    ) -> Tensor:
+    def forward(self, query: Tensor, ref: Tensor, memory: Tensor, shapes: Shapes) -> Tensor:
         """query [B, Q, D], ref [B, Q, 4] cxcywh in 0..1, memory [B, N, D], shapes [(h_l, w_l)] per level."""
         hh, ll, pp, hd = self.heads, self.levels, self.points, self.head_dim
         value = self.value_proj(memory)  # [B, N, D]
@@ -293,14 +298,14 @@ class DecoderLayer(nn.Module):
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, tgt: Tensor, pos: Tensor, ref: Tensor, memory: Tensor, shapes: list) -> Tensor:
+    def forward(self, tgt: Tensor, pos: Tensor, ref: Tensor, memory: Tensor, shapes: Shapes) -> Tensor:
         q = tgt + pos
         tgt = self.norm1(tgt + self.drop(self.self_attn(q, q, tgt, need_weights=False)[0]))
         tgt = self.norm2(tgt + self.drop(self.cross_attn(tgt + pos, ref, memory, shapes)))
         return self.norm3(tgt + self.drop(self.ffn(tgt)))  # [B, Q, D]
 
 
-def make_anchors(shapes: list[tuple[Tensor, Tensor]], ref: Tensor) -> tuple[Tensor, Tensor]:
+def make_anchors(shapes: Shapes, ref: Tensor) -> tuple[Tensor, Tensor]:
     """Grid-centre anchors per level (wh = 0.05 * 2**lvl): logits [1, N, 4] and valid mask [1, N, 1]."""
     anchors = []
     for lvl, (h, w) in enumerate(shapes):
@@ -345,14 +350,16 @@ class Decoder(nn.Module):
         for head in [self.enc_score_head, *self.score_heads]:
             nn.init.constant_(head.bias, prior_bias)
         for mlp in [self.enc_bbox_head, *self.bbox_heads]:  # boxes start as the anchors / references
-            nn.init.zeros_(mlp.layers[-1].weight), nn.init.zeros_(mlp.layers[-1].bias)
+            nn.init.zeros_(mlp.layers[-1].weight)
+            nn.init.zeros_(mlp.layers[-1].bias)
 
     def forward(self, feats: list[Tensor]) -> dict:
         shapes = [(f.shape[2], f.shape[3]) for f in feats]  # traced sizes, not constants
         memory = torch.cat([f.flatten(2).transpose(1, 2) for f in feats], dim=1)  # [B, N, D]
         anchors, valid = make_anchors(shapes, memory)  # [1, N, 4], [1, N, 1]
 
-        # query selection: the num_queries most confident tokens seed content queries and reference boxes
+        # query selection: the num_queries most confident tokens seed content queries and reference boxes;
+        # invalid (border) anchors are kept out of the top-k so they never become queries
         out_memory = self.enc_output(memory * valid.to(memory.dtype))  # [B, N, D]
         enc_logits = self.enc_score_head(out_memory)  # [B, N, C]
         enc_boxes = self.enc_bbox_head(out_memory) + anchors  # [B, N, 4] logit space
@@ -360,9 +367,8 @@ class Decoder(nn.Module):
             valid[..., 0], enc_logits.max(-1).values, torch.full_like(enc_logits[..., 0], -_INVALID)
         )
         topk = torch.topk(token_score, self.num_queries, dim=1).indices  # [B, Q]
-        gather = lambda t: t.gather(1, topk.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
-        tgt = gather(out_memory).detach()  # [B, Q, D]
-        topk_boxes = gather(enc_boxes)  # [B, Q, 4] logit space
+        tgt = gather_tokens(out_memory, topk).detach()  # [B, Q, D]
+        topk_boxes = gather_tokens(enc_boxes, topk)  # [B, Q, 4] logit space
         ref = topk_boxes.sigmoid().detach()  # [B, Q, 4] cxcywh
 
         # decoder with iterative refinement: each layer predicts a delta on the detached previous boxes
@@ -383,7 +389,10 @@ class Decoder(nn.Module):
             "aux_outputs": [
                 {"pred_logits": lg, "pred_boxes": bx} for lg, bx in zip(logits[:-1], boxes[:-1], strict=True)
             ],
-            "enc_outputs": {"pred_logits": gather(enc_logits), "pred_boxes": topk_boxes.sigmoid()},
+            "enc_outputs": {
+                "pred_logits": gather_tokens(enc_logits, topk),
+                "pred_boxes": topk_boxes.sigmoid(),
+            },
         }
 
 
@@ -395,38 +404,21 @@ class FaiDetr(nn.Module):
 
     def __init__(self, config: dict, num_classes: int) -> None:
         super().__init__()
-        dim = int(config.get("hidden_dim", 256))
-        heads, dropout, ffn = (
-            int(config.get("num_heads", 8)),
-            float(config.get("dropout", 0.0)),
-            int(config.get("dim_feedforward", 1024)),
-        )
-        levels = 3
+        get = config.get
+        dim, heads, levels = int(get("hidden_dim", 256)), int(get("num_heads", 8)), 3
+        ffn, dropout = int(get("dim_feedforward", 1024)), float(get("dropout", 0.0))
         self.num_classes = num_classes
-        self.backbone = build_backbone(config.get("backbone", "stdc2"))
+        self.backbone = build_backbone(get("backbone", "stdc2"))
         self.encoder = HybridEncoder(
-            self.backbone.channels,
-            dim,
-            heads,
-            ffn,
-            dropout,
-            int(config.get("num_encoder_layers", 1)),
-            float(config.get("expansion", 1.0)),
-            float(config.get("depth_mult", 1.0)),
-        )
+            self.backbone.channels, dim, heads, ffn, dropout, num_layers=int(get("num_encoder_layers", 1)),
+            expansion=float(get("expansion", 1.0)), depth_mult=float(get("depth_mult", 1.0)),
+        )  # fmt: skip
         self.decoder = Decoder(
-            dim,
-            num_classes,
-            int(config.get("num_queries", 300)),
-            heads,
-            levels,
-            int(config.get("num_points", 4)),
-            ffn,
-            int(config.get("num_decoder_layers", 3)),
-            dropout,
-        )
-        mean = torch.tensor(config.get("pixel_mean", [123.675, 116.28, 103.53]), dtype=torch.float32)
-        std = torch.tensor(config.get("pixel_std", [58.395, 57.12, 57.375]), dtype=torch.float32)
+            dim, num_classes, int(get("num_queries", 300)), heads, levels, int(get("num_points", 4)), ffn,
+            num_layers=int(get("num_decoder_layers", 3)), dropout=dropout,
+        )  # fmt: skip
+        mean = torch.tensor(get("pixel_mean", [123.675, 116.28, 103.53]), dtype=torch.float32)
+        std = torch.tensor(get("pixel_std", [58.395, 57.12, 57.375]), dtype=torch.float32)
         # not persistent: the config is the source of truth, checkpoints stay free of preprocessing
         self.register_buffer("pixel_mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", std.view(1, 3, 1, 1), persistent=False)
