@@ -17,8 +17,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
     rows = []
     for name in ModelRegistry.list_models():
         info = ModelRegistry.get_model_info(name)
-        rows.append((name, info.task.value, info.model_family.value, str(info.im_size), str(info.num_classes),
-                     "yes" if info.weights_uri else "no"))
+        rows.append(
+            (
+                name,
+                info.task.value,
+                info.model_family.value,
+                str(info.im_size),
+                str(info.num_classes),
+                "yes" if info.weights_uri else "no",
+            )
+        )
     if args.json:
         keys = ("name", "task", "family", "im_size", "classes", "weights")
         print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2))
@@ -58,7 +66,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     model = _load(args)
     infer_model = model.export(
-        runtime_type=RuntimeType(args.runtime), out_dir=args.out_dir, onnx_opset=args.opset, image_size=args.image_size
+        runtime_type=RuntimeType(args.runtime),
+        out_dir=args.out_dir,
+        onnx_opset=args.opset,
+        image_size=args.image_size,
     )
     print(f"exported {model.name} as {args.runtime} to {infer_model.model_dir}")
     return 0

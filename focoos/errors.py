@@ -1,6 +1,5 @@
 """One flat exception hierarchy: every failure a user can cause raises a FocoosError subclass."""
 
-
 from focoos.processing.errors import FocoosError, InvalidInputError
 
 __all__ = [

@@ -70,7 +70,10 @@ class FocoosModel:
             outputs = self.model(torch.from_numpy(images).to(self.device))
         if isinstance(outputs, torch.Tensor):
             outputs = (outputs,)
-        return {name: out.float().cpu().numpy() for name, out in zip(self.model.output_names, outputs, strict=True)}
+        return {
+            name: out.float().cpu().numpy()
+            for name, out in zip(self.model.output_names, outputs, strict=True)
+        }
 
     def infer(
         self, image: Any, threshold: float = 0.5, annotate: bool = False, **kwargs: Any
@@ -143,12 +146,18 @@ class FocoosModel:
 
         return measure_latency(step, iterations, "torch", size_hw, str(self.device))
 
-    def end2end_benchmark(self, iterations: int = 50, size: int | tuple[int, int] | None = None) -> LatencyMetrics:
+    def end2end_benchmark(
+        self, iterations: int = 50, size: int | tuple[int, int] | None = None
+    ) -> LatencyMetrics:
         """Latency of infer() on a random image of `size`, pre/postprocessing included."""
         size_hw = to_hw(size) if size is not None else self.resolution
         image = random_batch(size_hw)[0].transpose(1, 2, 0).copy()
         return measure_latency(
-            lambda: self.infer(image, threshold=0.5), iterations, "torch+processing", size_hw, str(self.device)
+            lambda: self.infer(image, threshold=0.5),
+            iterations,
+            "torch+processing",
+            size_hw,
+            str(self.device),
         )
 
     def save(self, folder: str | Path) -> Path:

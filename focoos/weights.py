@@ -87,7 +87,11 @@ def load_weights(network: Any, path: Path) -> None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         raise WeightsError(f"cannot read weights {path}: {exc}") from exc
-    state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint)) if isinstance(checkpoint, dict) else None
+    state = (
+        checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
+        if isinstance(checkpoint, dict)
+        else None
+    )
     if not isinstance(state, dict):
         raise WeightsError(f"{path} holds no state dict")
     expected = network.state_dict()

@@ -14,10 +14,14 @@ def assert_same_detections(a: FocoosDetections, b: FocoosDetections) -> None:
     unmatched = list(b.detections)
     for det in sorted(a.detections, key=lambda d: -d.conf):
         for i, other in enumerate(unmatched):
-            same_box = det.bbox is None and other.bbox is None or (
-                det.bbox is not None
-                and other.bbox is not None
-                and max(abs(x - y) for x, y in zip(det.bbox, other.bbox, strict=True)) <= BOX_TOL_PX
+            same_box = (
+                det.bbox is None
+                and other.bbox is None
+                or (
+                    det.bbox is not None
+                    and other.bbox is not None
+                    and max(abs(x - y) for x, y in zip(det.bbox, other.bbox, strict=True)) <= BOX_TOL_PX
+                )
             )
             if other.cls_id == det.cls_id and same_box and abs(other.conf - det.conf) <= SCORE_TOL:
                 unmatched.pop(i)

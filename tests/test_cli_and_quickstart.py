@@ -23,8 +23,10 @@ def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Completed
 
 
 def test_import_focoos_does_not_import_torch():
-    code = "import sys, focoos; from focoos import ModelRegistry; ModelRegistry.list_models(); " \
-           "print('torch' in sys.modules)"
+    code = (
+        "import sys, focoos; from focoos import ModelRegistry; ModelRegistry.list_models(); "
+        "print('torch' in sys.modules)"
+    )
     assert _run([sys.executable, "-c", code], ROOT).stdout.strip() == "False"
 
 
@@ -49,8 +51,18 @@ def test_cli_models_lists_the_registry(tmp_path):
 
 def test_cli_predict_writes_an_annotated_image(tmp_path):
     cv2.imwrite(str(tmp_path / "in.jpg"), make_scene())
-    args = [str(FOCOOS_BIN), "predict", "--model", "fai-cls-n-coco", "--image", "in.jpg", "--threshold", "0.0",
-            "--output", "out/annotated.jpg"]
+    args = [
+        str(FOCOOS_BIN),
+        "predict",
+        "--model",
+        "fai-cls-n-coco",
+        "--image",
+        "in.jpg",
+        "--threshold",
+        "0.0",
+        "--output",
+        "out/annotated.jpg",
+    ]
     result = _run(args, tmp_path)
     assert result.returncode == 0, result.stderr
     annotated = cv2.imread(str(tmp_path / "out" / "annotated.jpg"))
@@ -59,8 +71,10 @@ def test_cli_predict_writes_an_annotated_image(tmp_path):
 
 
 def test_cli_export_and_errors(tmp_path):
-    result = _run([str(FOCOOS_BIN), "export", "--model", "fai-cls-n-coco", "--runtime", "onnx_cpu", "--out-dir", "e"],
-                  tmp_path)
+    result = _run(
+        [str(FOCOOS_BIN), "export", "--model", "fai-cls-n-coco", "--runtime", "onnx_cpu", "--out-dir", "e"],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "e" / "model.onnx").is_file()
     bad = _run([str(FOCOOS_BIN), "predict", "--model", "fai-cls-n-coco", "--image", "missing.jpg"], tmp_path)

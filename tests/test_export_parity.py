@@ -71,7 +71,9 @@ def test_existing_folder_needs_overwrite(small_cls, tmp_path):
         small_cls.export(RuntimeType.ONNX_CPU, out_dir=tmp_path / "taken", overwrite=False)
 
 
-@pytest.mark.parametrize("runtime_type", [RuntimeType.ONNX_CUDA32, RuntimeType.ONNX_TRT16, RuntimeType.ONNX_COREML])
+@pytest.mark.parametrize(
+    "runtime_type", [RuntimeType.ONNX_CUDA32, RuntimeType.ONNX_TRT16, RuntimeType.ONNX_COREML]
+)
 def test_missing_runtime_is_refused_with_what_is_available(small_cls, tmp_path, runtime_type):
     with pytest.raises(RuntimeUnavailableError, match="Available: .*onnx_cpu"):
         small_cls.export(runtime_type, out_dir=tmp_path / "e")

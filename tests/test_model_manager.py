@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import torch
 import pytest
+import torch
 
 from focoos import (
     FocoosError,
@@ -33,7 +33,9 @@ def test_model_info_strategy_with_config_overrides():
 
 def test_weights_uri_local_path_loads(tmp_path, small_detr, scene):
     torch.save(small_detr.model.state_dict(), tmp_path / "w.pth")
-    model = ModelManager.get("x", model_info=small_detr_info(), weights_uri=str(tmp_path / "w.pth"), device="cpu")
+    model = ModelManager.get(
+        "x", model_info=small_detr_info(), weights_uri=str(tmp_path / "w.pth"), device="cpu"
+    )
     assert_same_detections(model.infer(scene, threshold=0.0), small_detr.infer(scene, threshold=0.0))
 
 

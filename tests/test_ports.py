@@ -44,7 +44,9 @@ def test_model_info_file_errors(tmp_path):
 
 
 def test_enum_values_follow_the_focoos_names():
-    assert RuntimeType.ONNX_TRT16.value == "onnx_trt16" and RuntimeType.TORCHSCRIPT_32.value == "torchscript_32"
+    assert (
+        RuntimeType.ONNX_TRT16.value == "onnx_trt16" and RuntimeType.TORCHSCRIPT_32.value == "torchscript_32"
+    )
     assert Task("instseg") is Task.INSTANCE_SEGMENTATION
 
 

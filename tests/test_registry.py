@@ -14,8 +14,14 @@ REGISTRY_NAMES = ModelRegistry.list_models()
 
 
 def test_registry_lists_the_detection_and_classification_names():
-    expected = {"fai-detr-l-coco", "fai-detr-m-coco", "fai-detr-l-obj365", "fai-cls-n-coco", "fai-cls-s-coco",
-                "fai-cls-m-coco"}
+    expected = {
+        "fai-detr-l-coco",
+        "fai-detr-m-coco",
+        "fai-detr-l-obj365",
+        "fai-cls-n-coco",
+        "fai-cls-s-coco",
+        "fai-cls-m-coco",
+    }
     assert expected <= set(REGISTRY_NAMES)
 
 

@@ -57,7 +57,9 @@ def test_url_weights_download_once_and_load(http_server, cache, small_detr, scen
     sha = hashlib.sha256((root / "model_final.pth").read_bytes()).hexdigest()
     url = f"{base}/model_final.pth"
     for _ in range(2):
-        model = ModelManager.get("x", model_info=small_detr_info(), weights_uri=url, weights_sha256=sha, device="cpu")
+        model = ModelManager.get(
+            "x", model_info=small_detr_info(), weights_uri=url, weights_sha256=sha, device="cpu"
+        )
     assert requests == ["/model_final.pth"]  # the second load came from the cache
     assert len(list((cache / "weights").iterdir())) == 1
     assert_same_detections(model.infer(scene, threshold=0.0), small_detr.infer(scene, threshold=0.0))

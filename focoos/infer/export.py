@@ -21,7 +21,9 @@ INPUT_NAME = "images"
 EXPORT_META = "export.json"
 
 
-def _export_onnx(network: Any, example: Any, path: Path, output_names: list[str], opset: int, dynamic: bool) -> None:
+def _export_onnx(
+    network: Any, example: Any, path: Path, output_names: list[str], opset: int, dynamic: bool
+) -> None:
     import onnx
     import torch
 

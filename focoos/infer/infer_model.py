@@ -22,7 +22,9 @@ class InferModel:
         >>> det = model.infer("image.jpg", threshold=0.5)
     """
 
-    def __init__(self, model_dir: str | Path, runtime_type: RuntimeType | None = None, device: str = "auto") -> None:
+    def __init__(
+        self, model_dir: str | Path, runtime_type: RuntimeType | None = None, device: str = "auto"
+    ) -> None:
         self.model_dir = Path(model_dir)
         meta_path = self.model_dir / EXPORT_META
         if not meta_path.is_file():

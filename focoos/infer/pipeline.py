@@ -42,7 +42,9 @@ def postprocess_outputs(
         k = top_k or int(info.config.get("top_k", 300))
         return postprocess_detr(outputs["boxes"], outputs["logits"], original_hw, threshold, k)
     if info.task == Task.CLASSIFICATION:
-        return postprocess_classification(outputs["logits"], threshold, top_k or int(info.config.get("top_k", 5)))
+        return postprocess_classification(
+            outputs["logits"], threshold, top_k or int(info.config.get("top_k", 5))
+        )
     raise NotImplementedError(f"postprocessing for task {info.task.value}")
 
 
@@ -86,7 +88,9 @@ class InferencePipeline:
         if annotate:
             start = time.perf_counter()
             for image, result, det in zip(loaded, results, detections, strict=True):
-                det.image = annotate_image(image, result.boxes, result.scores, result.classes, self.info.classes)
+                det.image = annotate_image(
+                    image, result.boxes, result.scores, result.classes, self.info.classes
+                )
             latency.annotate = _ms_since(start)
         for det in detections:
             det.latency = latency

@@ -45,7 +45,9 @@ def available_runtimes() -> list[RuntimeType]:
 
 def _unavailable(runtime_type: RuntimeType, why: str) -> RuntimeUnavailableError:
     names = ", ".join(rt.value for rt in available_runtimes()) or "none"
-    return RuntimeUnavailableError(f"runtime {runtime_type.value} is not available: {why}. Available: {names}")
+    return RuntimeUnavailableError(
+        f"runtime {runtime_type.value} is not available: {why}. Available: {names}"
+    )
 
 
 def tensorrt_options(
@@ -79,7 +81,9 @@ class OnnxRuntime:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise _unavailable(runtime_type, "onnxruntime is not installed (pip install 'focoos[onnx]')") from exc
+            raise _unavailable(
+                runtime_type, "onnxruntime is not installed (pip install 'focoos[onnx]')"
+            ) from exc
         provider = ONNX_PROVIDERS[runtime_type]
         if provider not in ort.get_available_providers():
             raise _unavailable(runtime_type, f"onnxruntime lacks {provider}")
@@ -87,8 +91,9 @@ class OnnxRuntime:
         if provider == "TensorrtExecutionProvider":
             cache = engine_cache or cache_dir() / "trt_engines"
             cache.mkdir(parents=True, exist_ok=True)
-            options = tensorrt_options(runtime_type == RuntimeType.ONNX_TRT16, cache, "images", size_hw,
-                                       max_batch_size)
+            options = tensorrt_options(
+                runtime_type == RuntimeType.ONNX_TRT16, cache, "images", size_hw, max_batch_size
+            )
             providers = [(provider, options), "CUDAExecutionProvider"]
         if provider != "CPUExecutionProvider":
             providers.append("CPUExecutionProvider")  # per-node fallback for ops the accelerator lacks
@@ -116,7 +121,9 @@ class TorchscriptRuntime:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise _unavailable(RuntimeType.TORCHSCRIPT_32, f"device {device} requested but CUDA is unavailable")
+            raise _unavailable(
+                RuntimeType.TORCHSCRIPT_32, f"device {device} requested but CUDA is unavailable"
+            )
         self._torch = torch
         self.device = device
         self.runtime_type = RuntimeType.TORCHSCRIPT_32

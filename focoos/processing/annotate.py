@@ -38,6 +38,7 @@ def annotate_image(
         else:
             x1, ty = 0, (i + 1) * (th + base + 4)
         cv2.rectangle(canvas, (x1, ty - th - base), (x1 + tw + 2, ty), color, -1)
-        cv2.putText(canvas, text, (x1 + 1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            canvas, text, (x1 + 1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA
+        )
     return canvas
