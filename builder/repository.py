@@ -1,0 +1,239 @@
+"""RepositoryBuilder: write a FocoosModel into a Triton model repository as a four-model ensemble.
+
+Each served name becomes `<name>` (ensemble), `<name>_preprocess`, `<name>_model` and
+`<name>_postprocess`. Everything is built in a temporary folder inside the repository and moved
+into place with renames, network and python steps first and the ensemble last, so a server
+polling the repository never sees half a model. Adding a name again adds a version.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from focoos.errors import FocoosError
+from focoos.infer.export import export_network
+from focoos.ports import ModelInfo, RuntimeType
+from focoos.processing import validate_threshold
+
+from .configs import (
+    DEFAULT_ENGINE_CACHE,
+    TARGETS,
+    StepNames,
+    ensemble_config,
+    network_config,
+    parse_pbtxt,
+    postprocess_config,
+    preprocess_config,
+    to_pbtxt,
+)
+
+if TYPE_CHECKING:
+    from focoos.focoos_model import FocoosModel
+
+PROCESSING_DIR = Path(__file__).resolve().parents[1] / "focoos" / "processing"
+PYTHON_MODELS_DIR = Path(__file__).parent / "python_models"
+INFO_FILE = "model_info.json"
+NETWORK_FILES = {RuntimeType.TORCHSCRIPT_32: "model.pt"}  # libtorch's default name; ONNX runtimes: model.onnx
+
+
+class RepositoryError(FocoosError):
+    """The repository cannot be written or is inconsistent."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One ensemble in a repository."""
+
+    name: str
+    versions: list[int]
+    task: str
+    runtime_type: str
+    target: str
+    source_model: str
+
+
+def _versions(model_dir: Path) -> list[int]:
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()) if model_dir.is_dir() \
+        else []
+
+
+def _copy_python_step(template: str, version_dir: Path) -> None:
+    version_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PYTHON_MODELS_DIR / template, version_dir / "model.py")
+    shutil.copy(PYTHON_MODELS_DIR / "triton_step.py", version_dir / "focoos_triton_step.py")
+    shutil.copytree(PROCESSING_DIR, version_dir / "focoos_processing", ignore=shutil.ignore_patterns("__pycache__"))
+
+
+class RepositoryBuilder:
+    """Build, list, validate and remove served models in a Triton model repository.
+
+    Example:
+        >>> repo = RepositoryBuilder("model_repository")
+        >>> repo.add(model, runtime_type=RuntimeType.ONNX_CPU, name="detr_cpu", target="embedded")
+    """
+
+    def __init__(self, root: str | Path = "model_repository") -> None:
+        self.root = Path(root)
+
+    def add(
+        self,
+        model: FocoosModel,
+        runtime_type: RuntimeType = RuntimeType.ONNX_TRT16,
+        name: str | None = None,
+        target: str = "gpu",
+        max_batch_size: int = 8,
+        top_k: int | None = None,
+        threshold: float = 0.5,
+        preprocess_instances: int = 2,
+        postprocess_instances: int = 2,
+        network_instances: int = 1,
+        engine_cache_dir: str = DEFAULT_ENGINE_CACHE,
+    ) -> ServedModel:
+        """Export the network and write the four models; returns what was written.
+
+        target: 'gpu' (onnxruntime/libtorch backends on GPU instances; ONNX_CPU stays on CPU), 'cpu'
+        (same backends on CPU instances) or 'embedded' (the network runs in a Python-backend model,
+        for servers that have only the python backend).
+        """
+        runtime_type = RuntimeType(runtime_type)
+        if target not in TARGETS:
+            raise RepositoryError(f"target must be one of {TARGETS}, got {target!r}")
+        if max_batch_size < 1:
+            raise RepositoryError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        if runtime_type == RuntimeType.ONNX_COREML:
+            raise RepositoryError("Triton has no CoreML backend: pick an ONNX_* GPU/CPU runtime or TORCHSCRIPT_32")
+        threshold = validate_threshold(threshold)
+        info = model.model_info
+        names = StepNames(name or info.name)
+        top_k = top_k or int(info.config.get("top_k", 100))
+        output_names = list(model.model.output_names)
+        model_file = NETWORK_FILES.get(runtime_type, "model.onnx")
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        existing = [v for step in (names.ensemble, names.preprocess, names.network, names.postprocess)
+                    for v in _versions(self.root / step)]
+        version = str(max(existing, default=0) + 1)
+        staging = Path(tempfile.mkdtemp(prefix=f".build-{names.ensemble}-", dir=self.root))
+        try:
+            export_dir = staging / "export"
+            export_network(model.model, info, runtime_type, export_dir, device="cpu")
+            exported = json.loads((export_dir / "export.json").read_text())
+
+            network_dir = staging / names.network / version
+            network_dir.mkdir(parents=True)
+            shutil.move(export_dir / exported["file"], network_dir / model_file)
+            if target == "embedded":
+                shutil.copy(PYTHON_MODELS_DIR / "network.py", network_dir / "model.py")
+                shutil.copy(PYTHON_MODELS_DIR / "triton_step.py", network_dir / "focoos_triton_step.py")
+            _copy_python_step("preprocess.py", staging / names.preprocess / version)
+            _copy_python_step("postprocess.py", staging / names.postprocess / version)
+            (staging / names.ensemble / version).mkdir(parents=True)
+            info.dump_json(staging / names.ensemble / version / INFO_FILE)
+
+            configs = {
+                names.preprocess: preprocess_config(names, info, max_batch_size, preprocess_instances),
+                names.network: network_config(names, info, runtime_type, target, output_names, model_file,
+                                              max_batch_size, network_instances, engine_cache_dir),
+                names.postprocess: postprocess_config(names, info, output_names, max_batch_size,
+                                                      postprocess_instances, top_k, threshold),
+                names.ensemble: ensemble_config(names, info, runtime_type, output_names, max_batch_size, top_k,
+                                                self._metadata(info, runtime_type, target, top_k, threshold)),
+            }
+            for step, config in configs.items():
+                (staging / step / "config.pbtxt").write_text(to_pbtxt(config))
+            for step in configs:  # ensemble last: it only ever points at complete steps
+                self._move_into_place(staging / step, self.root / step, version)
+        except FocoosError:
+            raise
+        except Exception as exc:
+            raise RepositoryError(f"building {names.ensemble} into {self.root} failed: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.get(names.ensemble)
+
+    @staticmethod
+    def _metadata(info: ModelInfo, runtime_type: RuntimeType, target: str, top_k: int, threshold: float) -> dict:
+        """What a client discovers from the ensemble's config: class names, task, input size, source."""
+        return {
+            "task": info.task.value,
+            "classes": info.classes,
+            "im_size": list(info.input_hw),
+            "model_family": info.model_family.value,
+            "source_model": info.name,
+            "runtime_type": runtime_type.value,
+            "target": target,
+            "top_k": top_k,
+            "threshold": threshold,
+            "model_info": info.model_dump(mode="json", exclude={"classes"}, exclude_none=True),
+        }
+
+    @staticmethod
+    def _move_into_place(built: Path, final: Path, version: str) -> None:
+        if not final.exists():
+            built.rename(final)
+            return
+        (built / version).rename(final / version)
+        (built / "config.pbtxt").replace(final / "config.pbtxt")
+
+    # -- inspection
+    def _ensembles(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent for p in self.root.glob("*/config.pbtxt")
+                      if parse_pbtxt(p.read_text()).platform == "ensemble")
+
+    def get(self, name: str) -> ServedModel:
+        config_path = self.root / name / "config.pbtxt"
+        if not config_path.is_file():
+            raise RepositoryError(f"no model '{name}' in {self.root}")
+        params = {k: v.string_value for k, v in parse_pbtxt(config_path.read_text()).parameters.items()}
+        return ServedModel(
+            name=name,
+            versions=_versions(self.root / name),
+            task=params.get("task", "?"),
+            runtime_type=params.get("runtime_type", "?"),
+            target=params.get("target", "?"),
+            source_model=params.get("source_model", "?"),
+        )
+
+    def list(self) -> list[ServedModel]:
+        return [self.get(p.name) for p in self._ensembles()]
+
+    def remove(self, name: str) -> None:
+        """Delete a served model and its three steps."""
+        names = StepNames(name)
+        if not (self.root / name).is_dir():
+            raise RepositoryError(f"no model '{name}' in {self.root}")
+        for step in (names.ensemble, names.preprocess, names.network, names.postprocess):
+            shutil.rmtree(self.root / step, ignore_errors=True)
+
+    def validate(self) -> list[str]:
+        """Problems found in the repository (empty when every config parses and every reference resolves)."""
+        problems: list[str] = []
+        configs = {}
+        for path in sorted(self.root.glob("*/config.pbtxt")):
+            try:
+                configs[path.parent.name] = parse_pbtxt(path.read_text())
+            except Exception as exc:  # noqa: BLE001 - text_format raises ParseError and others
+                problems.append(f"{path}: does not parse as a Triton ModelConfig: {exc}")
+        for name, config in configs.items():
+            if config.name and config.name != name:
+                problems.append(f"{name}: config names the model '{config.name}'")
+            versions = _versions(self.root / name)
+            if not versions:
+                problems.append(f"{name}: no version folder")
+            for step in config.ensemble_scheduling.step:
+                if step.model_name not in configs:
+                    problems.append(f"{name}: step '{step.model_name}' is not in the repository")
+            for version in versions:
+                folder = self.root / name / str(version)
+                if config.backend == "python" and not (folder / "model.py").is_file():
+                    problems.append(f"{name}/{version}: python backend without model.py")
+                if config.default_model_filename and not (folder / config.default_model_filename).is_file():
+                    problems.append(f"{name}/{version}: {config.default_model_filename} is missing")
+        return problems

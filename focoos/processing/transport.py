@@ -1,0 +1,72 @@
+"""The served ensemble's tensor contract, and packing images into it.
+
+Names are defined here once: the builder writes them into config.pbtxt, the Python-backend
+steps (which get a copy of this package) read them, and the client sends them.
+
+A request carries a batch of images in `IMAGE` (UINT8 [B, N], one row per image, zero padded)
+and, optionally, `IMAGE_SHAPE` (INT32 [B, 3]): a row of zeros means "encoded JPEG/PNG bytes",
+(h, w, c) means raw HWC pixels in the first h*w*c bytes. Encoded bytes travel as 1-D UINT8
+rather than TYPE_STRING, which the python backend deserialises slowly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .image import MAX_IMAGE_PIXELS, _from_array, decode_image
+
+IMAGE = "IMAGE"
+IMAGE_SHAPE = "IMAGE_SHAPE"
+NETWORK_INPUT = "images"
+ORIGINAL_HW = "ORIGINAL_HW"
+NUM_DETECTIONS = "NUM_DETECTIONS"
+BOXES = "BOXES"
+SCORES = "SCORES"
+CLASSES = "CLASSES"
+PARAM_THRESHOLD = "threshold"
+PARAM_TOP_K = "top_k"
+
+
+def pack_images(images: list[bytes | np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Encoded bytes and/or RGB uint8 HWC arrays -> (IMAGE [B, N], IMAGE_SHAPE [B, 3] or None)."""
+    if not images:
+        raise InvalidInputError("empty list of images")
+    rows, shapes = [], []
+    for image in images:
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim != 3:
+                raise InvalidInputError(f"raw images must be uint8 HxWxC, got {image.dtype} {image.shape}")
+            rows.append(np.ascontiguousarray(image).reshape(-1))
+            shapes.append(image.shape)
+        else:
+            rows.append(np.frombuffer(bytes(image), dtype=np.uint8))
+            shapes.append((0, 0, 0))
+    packed = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        packed[i, : len(row)] = row
+    raw = any(s != (0, 0, 0) for s in shapes)
+    return packed, np.asarray(shapes, dtype=np.int32) if raw else None
+
+
+def unpack_images(packed: np.ndarray, shapes: np.ndarray | None) -> list[np.ndarray]:
+    """Inverse of pack_images: RGB uint8 HWC images, with errors that name the bad row."""
+    if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] == 0:
+        raise InvalidInputError(f"{IMAGE} must be UINT8 [batch, bytes], got {packed.dtype} {list(packed.shape)}")
+    if shapes is not None and shapes.shape != (packed.shape[0], 3):
+        raise InvalidInputError(f"{IMAGE_SHAPE} must be INT32 [batch, 3], got {list(shapes.shape)}")
+    images = []
+    for i, row in enumerate(packed):
+        height, width, channels = (int(v) for v in shapes[i]) if shapes is not None else (0, 0, 0)
+        try:
+            if (height, width, channels) == (0, 0, 0):
+                images.append(decode_image(row))
+                continue
+            if min(height, width) < 1 or channels not in (1, 3, 4) or height * width > MAX_IMAGE_PIXELS:
+                raise InvalidInputError(f"invalid raw image shape {[height, width, channels]}")
+            if height * width * channels > row.size:
+                raise InvalidInputError(f"raw image {[height, width, channels]} needs more than {row.size} bytes")
+            images.append(_from_array(row[: height * width * channels].reshape(height, width, channels), "HWC"))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"image {i} of the batch: {exc}") from exc
+    return images
