@@ -85,6 +85,48 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build(args: argparse.Namespace) -> int:
+    from focoos.builder.repository import RepositoryBuilder
+
+    repo = RepositoryBuilder(args.repository)
+    if args.check:
+        problems = repo.validate()
+        for served in repo.list():
+            print(f"{served.name}: versions {served.versions}, {served.task}, {served.runtime_type} ({served.target})")
+        for problem in problems:
+            print(f"problem: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    if not args.model:
+        raise FocoosError("focoos build needs --model (or --check)")
+    served = repo.add(
+        _load(args), runtime_type=RuntimeType(args.runtime), name=args.name, target=args.target,
+        max_batch_size=args.max_batch_size,
+    )
+    print(f"built {served.name} version {served.versions[-1]} ({served.runtime_type}, {served.target}) "
+          f"in {args.repository}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from focoos.builder.server import TritonServer
+
+    with TritonServer(args.repository, grpc_port=args.grpc_port, http_port=args.http_port,
+                      metrics_port=args.metrics_port, host=args.host) as server:
+        print(f"serving {args.repository}: grpc {server.grpc_url}, http {server.http_url}, "
+              f"metrics {server.metrics_url} (Ctrl-C stops)", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.5) and server.live():
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     from focoos import __version__
 
@@ -130,6 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=runtimes, default=None)
     p.add_argument("--export-dir", type=Path, default=None)
     p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("build", help="build a model into a Triton model repository")
+    p.add_argument("--model", help="registry name, model folder or hub:// reference")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--im-size", type=int, default=None)
+    p.add_argument("--runtime", choices=runtimes, default=RuntimeType.ONNX_TRT16.value)
+    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    p.add_argument("--name", default=None, help="served name (default: the model's name)")
+    p.add_argument("--target", choices=["gpu", "cpu", "embedded"], default="gpu")
+    p.add_argument("--max-batch-size", type=int, default=8)
+    p.add_argument("--check", action="store_true", help="list and validate the repository instead")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("serve", help="serve a repository on a real tritonserver until Ctrl-C")
+    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--grpc-port", type=int, default=8001)
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--metrics-port", type=int, default=8002)
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from focoos import RuntimeType
 from focoos.builder.configs import TENSORRT_PARAMETER_KEYS, parse_pbtxt
 from focoos.builder.repository import RepositoryBuilder, RepositoryError
+
+from focoos import RuntimeType
 
 STEPS = ("", "_preprocess", "_model", "_postprocess")
 

@@ -1,0 +1,332 @@
+"""Launch a real ``tritonserver`` on a model repository, with no process ever left behind.
+
+The binary is either a system one (NGC image, ``TRITONSERVER_BIN``) or the one bundled in the
+``nvidia-pytriton`` wheel, which only has the python backend (plus ensembles, built into the core).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+from focoos.errors import FocoosError
+
+__all__ = ["TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
+
+# Platforms name the backend that serves them; "ensemble" is part of the server core.
+_PLATFORM_BACKENDS = {
+    "ensemble": "ensemble",
+    "onnxruntime_onnx": "onnxruntime",
+    "pytorch_libtorch": "pytorch",
+    "tensorrt_plan": "tensorrt",
+    "tensorflow_graphdef": "tensorflow",
+    "tensorflow_savedmodel": "tensorflow",
+}
+
+
+_SHM_PREFIX = b"triton_python_backend_shm_region"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class TritonServerError(FocoosError, RuntimeError):
+    """tritonserver cannot be found, cannot serve the repository, or failed to start."""
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback right now (the OS picks it, so parallel runs do not collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # only a listener conflicts, not TIME_WAIT
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _pytriton_root() -> Path | None:
+    try:
+        import pytriton
+    except ImportError:
+        return None
+    return Path(pytriton.__file__).resolve().parent / "tritonserver"
+
+
+def find_tritonserver(binary: str | Path | None = None) -> Path:
+    """Resolve the binary: explicit arg, $TRITONSERVER_BIN, PATH (or /opt/tritonserver/bin), then nvidia-pytriton's."""
+    candidates: list[tuple[str, Path | None]] = []
+    if binary is not None:
+        candidates.append(("argument", Path(binary)))
+    elif os.environ.get("TRITONSERVER_BIN"):
+        candidates.append(("$TRITONSERVER_BIN", Path(os.environ["TRITONSERVER_BIN"])))
+    else:
+        found = shutil.which("tritonserver") or shutil.which("tritonserver", path="/opt/tritonserver/bin")
+        candidates.append(("PATH and /opt/tritonserver/bin", Path(found) if found else None))
+        root = _pytriton_root()
+        candidates.append(("nvidia-pytriton", root / "bin" / "tritonserver" if root else None))
+    for _, path in candidates:
+        if path is not None and path.is_file() and os.access(path, os.X_OK):
+            return path.expanduser().resolve()
+    tried = ", ".join(f"{source}: {path or 'not found'}" for source, path in candidates)
+    raise TritonServerError(
+        f"no executable tritonserver ({tried}); install 'focoos[server]' (nvidia-pytriton) or set TRITONSERVER_BIN"
+    )
+
+
+def _model_backends(repository: Path) -> dict[str, str]:
+    """Backend each model of the repository needs, read from its config.pbtxt with Triton's own protobuf."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    if not repository.is_dir() or not any(p.is_dir() for p in repository.iterdir()):
+        raise TritonServerError(f"model repository {repository} is missing or has no model folders")
+    needs: dict[str, str] = {}
+    for config_path in sorted(repository.glob("*/config.pbtxt")):
+        try:
+            config = text_format.Parse(config_path.read_text(), model_config_pb2.ModelConfig())
+        except (text_format.ParseError, UnicodeDecodeError) as exc:
+            raise TritonServerError(f"cannot parse {config_path}: {exc}") from exc
+        backend = config.backend or _PLATFORM_BACKENDS.get(config.platform, config.platform)
+        needs[config.name or config_path.parent.name] = backend or "unknown (no backend or platform)"
+    return needs
+
+
+def _group_shm_regions(pgid: int) -> set[Path]:
+    """Shared-memory files named on the command lines of the group's python stubs (Linux /proc)."""
+    regions: set[Path] = set()
+    with contextlib.suppress(OSError):
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(proc.name)) == pgid:
+                    args = (proc / "cmdline").read_bytes().split(b"\0")
+                    regions.update(Path("/dev/shm", a.decode()) for a in args if a.startswith(_SHM_PREFIX))
+    return regions
+
+
+def _terminate(process: subprocess.Popen, timeout_s: float) -> None:
+    """SIGTERM the group (a graceful unload frees the python backend's shared memory), then SIGKILL what is left.
+
+    A server killed while loading leaves its stubs' shared memory in /dev/shm: those files are removed here.
+    """
+    pgid = process.pid  # start_new_session=True: the server leads its own group, stubs included
+    regions = _group_shm_regions(pgid)
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout_s)
+    regions |= _group_shm_regions(pgid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the leader may be gone while stubs linger
+        os.killpg(pgid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:  # orphaned stubs are reaped by init, not by us: give it a moment
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            break
+        time.sleep(0.05)
+    for region in regions:
+        region.unlink(missing_ok=True)
+
+
+class TritonServer:
+    """A real tritonserver process serving a model repository; a context manager."""
+
+    def __init__(
+        self,
+        repository: str | Path,
+        *,
+        grpc_port: int | None = None,
+        http_port: int | None = None,
+        metrics_port: int | None = None,
+        host: str = "127.0.0.1",
+        binary: str | Path | None = None,
+        startup_timeout_s: float = 120.0,
+        log_verbose: int = 0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.repository = Path(repository).expanduser().resolve()
+        self.host = host
+        self.startup_timeout_s = startup_timeout_s
+        self.log_verbose = log_verbose
+        self.extra_args = list(extra_args)
+        self._binary = find_tritonserver(binary)
+        ports: list[int] = []
+        for port in (grpc_port, http_port, metrics_port):
+            while port is None or port in ports:  # three distinct ports, even if the OS repeats one
+                port = free_port()
+            ports.append(port)
+        self.grpc_port, self.http_port, self.metrics_port = ports
+        self._tmp = tempfile.TemporaryDirectory(prefix="focoos-triton-")  # removed by its own finalizer
+        self.log_path = Path(self._tmp.name) / "tritonserver.log"
+        self._process: subprocess.Popen | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._env = dict(os.environ)
+        root = _pytriton_root()
+        self._bundled = root is not None and self._binary.is_relative_to(root)
+        if self._bundled:
+            self._backend_dir = self._bundled_backends(root)
+            # The python stub imports numpy from the first python3 on PATH and links nvidia_pytriton.libs.
+            libs = str(root.parent.parent / "nvidia_pytriton.libs")
+            self._env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), self._env.get("PATH", "")])
+            self._env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [libs, self._env.get("LD_LIBRARY_PATH")]))
+        else:
+            sibling = self._binary.parent.parent / "backends"
+            self._backend_dir = sibling if sibling.is_dir() else Path("/opt/tritonserver/backends")
+        found = {p.name for p in self._backend_dir.iterdir() if p.is_dir()} if self._backend_dir.is_dir() else set()
+        self.available_backends: set[str] = found | {"ensemble"}
+
+    def _bundled_backends(self, root: Path) -> Path:
+        """The wheel keeps one stub per Python version apart from the backend: join the right one in a backend dir."""
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+        if not stub.is_file():
+            raise TritonServerError(f"nvidia-pytriton has no python backend stub for Python {version} ({stub})")
+        python_dir = Path(self._tmp.name) / "backends" / "python"
+        python_dir.mkdir(parents=True)
+        backend = root / "backends" / "python"
+        for source in (backend / "libtriton_python.so", backend / "triton_python_backend_utils.py", stub):
+            (python_dir / source.name).symlink_to(source)
+        return python_dir.parent
+
+    @property
+    def binary(self) -> Path:
+        return self._binary
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    def _check_backends(self) -> None:
+        """Fail before launching: a server missing a backend would only say so deep in its log."""
+        missing = {name: b for name, b in _model_backends(self.repository).items() if b not in self.available_backends}
+        if missing:
+            models = ", ".join(f"{name} ({backend})" for name, backend in sorted(missing.items()))
+            hint = " (build with target='embedded' for servers with only the python backend)" if self._bundled else ""
+            raise TritonServerError(
+                f"models need backends that {self._binary} lacks: {models}; missing backends: "
+                f"{', '.join(sorted(set(missing.values())))}; it has: {', '.join(sorted(self.available_backends))}"
+                f"{hint}"
+            )
+
+    def _command(self) -> list[str]:
+        """The launch command; address flags only where this binary's --help lists them."""
+        help_text = subprocess.run([str(self._binary), "--help"], capture_output=True, text=True, env=self._env)
+        command = [
+            str(self._binary),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={self._backend_dir}",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-port={self.http_port}",
+            f"--metrics-port={self.metrics_port}",
+            "--allow-metrics=true",
+            "--strict-readiness=true",
+            "--exit-on-error=true",
+            f"--log-verbose={self.log_verbose}",
+        ]
+        for flag in ("--grpc-address", "--http-address", "--metrics-address"):
+            if flag in help_text.stdout + help_text.stderr:  # older servers lack some address flags
+                command.append(f"{flag}={self.host}")
+        return command + self.extra_args
+
+    def start(self) -> TritonServer:
+        """Launch and block until every model is ready; on any failure the process is gone and the log is quoted."""
+        if self._process is not None and self._process.poll() is None:
+            return self
+        self._check_backends()
+        busy = [port for port in (self.grpc_port, self.http_port, self.metrics_port) if _port_in_use(self.host, port)]
+        if busy:  # another server on our port would answer our readiness probe
+            raise TritonServerError(f"ports already in use on {self.host}: {busy}")
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                self._command(), stdout=log, stderr=subprocess.STDOUT, env=self._env, start_new_session=True
+            )
+        self._finalizer = weakref.finalize(self, _terminate, self._process, 10.0)  # also runs at interpreter exit
+        try:
+            self._wait_ready()
+        except BaseException:  # Ctrl-C while waiting must not leave a server behind either
+            self.stop(timeout_s=5.0)
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not self.ready():
+            if self._process.poll() is not None:
+                self.stop(timeout_s=5.0)  # stubs may outlive the server: reap the group before quoting the log
+                raise TritonServerError(
+                    f"tritonserver exited with code {self._process.returncode}; log tail:\n{self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                self.stop(timeout_s=5.0)
+                raise TritonServerError(
+                    f"tritonserver not ready after {self.startup_timeout_s:.0f}s; log tail:\n{self.log_tail()}"
+                )
+            time.sleep(0.2)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM the process group, wait, then SIGKILL; safe to call any number of times."""
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None and finalizer.detach() is not None:  # alive: not stopped yet, nor at exit
+            _terminate(self._process, timeout_s)
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _health(self, endpoint: str) -> bool:
+        try:  # no proxy: an http_proxy from the environment must not swallow loopback requests
+            with _NO_PROXY.open(f"{self.http_url}/v2/health/{endpoint}", timeout=1.0) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def ready(self) -> bool:
+        """True when the server and (strict readiness) all its models are ready."""
+        return self._health("ready")
+
+    def live(self) -> bool:
+        return self._health("live")
+
+    def log_tail(self, n_lines: int = 50) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n_lines:])
+
+    def __repr__(self) -> str:
+        return f"TritonServer({str(self.repository)!r}, grpc={self.grpc_url}, http={self.http_url}, pid={self.pid})"
