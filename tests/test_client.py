@@ -13,9 +13,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-from focoos import RuntimeType
 from focoos.builder.repository import RepositoryBuilder
 from focoos.builder.server import TritonServer, free_port
 from focoos.client import (
@@ -26,6 +23,9 @@ from focoos.client import (
     ServerUnavailable,
     TritonInferModel,
 )
+from PIL import Image
+
+from focoos import RuntimeType
 from focoos.processing import encode_image
 from tests.conftest import make_scene
 from tests.parity import assert_same_detections
