@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 from focoos.errors import FocoosError
 from focoos.ports import RuntimeType
+
+DEMO_MODEL = "fai-detr-m-coco"
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -45,21 +48,82 @@ def _load(args: argparse.Namespace):
     return ModelManager.get(args.model, device=args.device, **overrides)
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    import cv2
-
-    model = _load(args)
-    if args.runtime:
-        model = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir)
-    det = model.infer(args.image, threshold=args.threshold, annotate=args.output is not None)
+def _print_detections(det) -> None:
+    print(f"{'LABEL':<20} {'CONF':>6}  BBOX (xyxy px)")
     for d in det.detections:
-        print(f"{d.label or d.cls_id:<20} {d.conf:.3f} {d.bbox}")
+        print(f"{d.label or d.cls_id:<20} {d.conf:>6.3f}  {d.bbox}")
+    if not det.detections:
+        print("(no detections over the threshold)")
     if det.latency:
         print(f"latency ms: {det.latency.model_dump(exclude_none=True)}")
-    if args.output is not None:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(args.output), cv2.cvtColor(det.image, cv2.COLOR_RGB2BGR))
+
+
+def _write_rgb(path: Path, image) -> None:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    annotate = args.output is not None
+    if args.url:
+        from focoos.client import TritonInferModel
+
+        with TritonInferModel(args.url, model_name=args.model) as model:
+            det = model.infer(args.image, threshold=args.threshold, annotate=annotate)
+    else:
+        model = _load(args)
+        if args.runtime:
+            model = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir)
+        det = model.infer(args.image, threshold=args.threshold, annotate=annotate)
+    _print_detections(det)
+    if annotate:
+        _write_rgb(Path(args.output), det.image)
         print(f"annotated image: {args.output}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Build -> serve on the embedded tritonserver -> call over gRPC -> print and annotate -> stop."""
+    import threading
+    import warnings
+
+    from focoos.builder.repository import RepositoryBuilder
+    from focoos.builder.server import TritonServer
+    from focoos.client import TritonInferModel
+    from focoos.model_manager import ModelManager, NoWeightsWarning
+    from focoos.processing import encode_image
+    from focoos.samples import sample_images
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NoWeightsWarning)
+        model = ModelManager.get(args.model, device="cpu", **({"im_size": args.im_size} if args.im_size else {}))
+    if caught:
+        print(f"warning: {caught[0].message}")
+    repo = RepositoryBuilder(args.repository)
+    if args.name in [m.name for m in repo.list()]:
+        repo.remove(args.name)  # the demo owns this name: rebuild it from scratch
+    served = repo.add(model, runtime_type=RuntimeType.ONNX_CPU, name=args.name, target="embedded", max_batch_size=4)
+    print(f"built '{served.name}' from {model.name} into {args.repository} (ONNX Runtime step, python backend)")
+
+    with TritonServer(args.repository, grpc_port=args.grpc_port) as server:
+        print(f"tritonserver ready: grpc {server.grpc_url}, metrics {server.metrics_url}")
+        with TritonInferModel(server.grpc_url, model_name=served.name) as client:
+            for name, image in sample_images().items():
+                det = client.infer(encode_image(image), threshold=args.threshold, annotate=True)
+                print(f"\n== {name} ({image.shape[1]}x{image.shape[0]})")
+                _print_detections(det)
+                out = Path(args.output_dir) / f"{name}.jpg"
+                _write_rgb(out, det.image)
+                print(f"annotated: {out}")
+        print(f"\nfrom another process: TritonInferModel('{server.grpc_url}', model_name='{served.name}')"
+              f".infer('image.jpg')  or  focoos predict --url {server.grpc_url} --model {served.name} --image IMG")
+        if args.keep_serving:
+            print("serving until Ctrl-C", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    print("server stopped")
     return 0
 
 
@@ -119,11 +183,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
               f"metrics {server.metrics_url} (Ctrl-C stops)", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             while not stop.wait(0.5) and server.live():
                 pass
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
@@ -151,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="detect in one image")
     model_args(p)
     p.add_argument("--image", required=True, help="path or http(s) URL")
+    p.add_argument("--url", default=None, help="call this Triton gRPC server (host:port) instead of running locally")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--output", type=Path, default=None, help="write the annotated image here")
     p.add_argument("--runtime", choices=runtimes, default=None, help="export first and run with this runtime")
@@ -192,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--metrics-port", type=int, default=8002)
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("demo", help="the whole stack offline: build, serve, call over gRPC, annotate")
+    p.add_argument("--model", default=DEMO_MODEL)
+    p.add_argument("--name", default="demo", help="served name")
+    p.add_argument("--im-size", type=int, default=None, help="override the model's input size")
+    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    p.add_argument("--output-dir", type=Path, default=Path("demo_output"))
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--grpc-port", type=int, default=None)
+    p.add_argument("--keep-serving", action="store_true")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)

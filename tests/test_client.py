@@ -205,3 +205,26 @@ def test_readme_client_snippet_shape(server, tmp_path):
     with TritonInferModel(server.grpc_url, model_name="det") as model:
         det = model.infer(str(tmp_path / "street.jpg"), threshold=0.4, annotate=True)
         assert det.image.shape == IMAGES[1].shape
+
+
+def test_cli_predict_over_grpc_prints_and_annotates(server, tmp_path):
+    from tests.test_cli_and_quickstart import FOCOOS_BIN, _run
+
+    cv2.imwrite(str(tmp_path / "in.png"), cv2.cvtColor(IMAGES[0], cv2.COLOR_RGB2BGR))
+    args = [str(FOCOOS_BIN), "predict", "--url", server.grpc_url, "--model", "det", "--image", "in.png",
+            "--threshold", str(THRESHOLD), "--output", "annotated.jpg"]
+    result = _run(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "red" in result.stdout or "green" in result.stdout or "blue" in result.stdout
+    assert cv2.imread(str(tmp_path / "annotated.jpg")).shape == IMAGES[0].shape
+
+
+def test_cli_demo_runs_the_whole_stack(tmp_path):
+    from tests.test_cli_and_quickstart import FOCOOS_BIN, _run
+
+    result = _run([str(FOCOOS_BIN), "demo", "--repository", "repo", "--output-dir", "out", "--im-size", "160"],
+                  tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tritonserver ready" in result.stdout and "server stopped" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg",
+                                                                    "rocket.jpg"]
