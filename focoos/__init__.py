@@ -21,6 +21,7 @@ from focoos.model_manager import ModelManager, NoWeightsWarning
 from focoos.model_registry import ModelRegistry
 from focoos.ports import (
     DatasetLayout,
+    DatasetSplitType,
     FocoosDet,
     FocoosDetections,
     InferLatency,
@@ -29,6 +30,7 @@ from focoos.ports import (
     ModelInfo,
     RuntimeType,
     Task,
+    TrainerArgs,
 )
 
 __version__ = "0.1.0"
@@ -49,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DatasetLayout",
+    "DatasetSplitType",
     "ExportError",
     "FocoosDet",
     "FocoosDetections",
@@ -68,6 +71,7 @@ __all__ = [
     "RuntimeType",
     "RuntimeUnavailableError",
     "Task",
+    "TrainerArgs",
     "UnsupportedFamilyError",
     "WeightsError",
 ]

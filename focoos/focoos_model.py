@@ -32,7 +32,12 @@ class FocoosModel:
     """
 
     def __init__(self, model: torch.nn.Module, model_info: ModelInfo, device: str = "auto") -> None:
-        self.model = model.to(resolve_device(device)).eval()
+        self.replace_network(model, model_info, device)
+
+    def replace_network(self, model: torch.nn.Module, model_info: ModelInfo, device: str | None = None) -> None:
+        """Swap in new weights/metadata (after training) keeping one inference path."""
+        target = resolve_device(device) if device is not None else self.device
+        self.model = model.to(target).eval()
         self.model_info = model_info
         self._pipeline = InferencePipeline(model_info, self._run_network)
 
@@ -169,8 +174,8 @@ class FocoosModel:
         return folder
 
     # -- training (the training package is imported only here)
-    def train(self, args: Any, data_train: Any, data_val: Any, hub: Any = None) -> None:
-        """Train in place; output_dir gets model_info.json and model_final.pth."""
+    def train(self, args: Any, data_train: Any, data_val: Any = None, hub: Any = None) -> ModelInfo:
+        """Train in place; output_dir/run_name gets model_info.json (with metrics) and model_final.pth."""
         from focoos.training import train as run_training
 
-        run_training(self, args, data_train, data_val, hub=hub)
+        return run_training(self, args, data_train, data_val, hub=hub)

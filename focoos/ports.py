@@ -60,6 +60,66 @@ class DatasetLayout(str, Enum):
     CLS_FOLDER = "cls_folder"
 
 
+class DatasetSplitType(str, Enum):
+    TRAIN = "train"
+    VAL = "val"
+
+
+class Scheduler(str, Enum):
+    MULTISTEP = "MULTISTEP"
+    COSINE = "COSINE"
+    POLY = "POLY"
+    FIXED = "FIXED"
+
+
+class OptimizerName(str, Enum):
+    ADAMW = "ADAMW"
+    SGD = "SGD"
+
+
+class TrainerArgs(BaseModel):
+    """Training options (Focoos names and defaults). Unknown or invalid fields fail, naming the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_name: str
+    output_dir: str = "runs"
+    ckpt_dir: str | None = None
+    init_checkpoint: str | None = None
+    resume: bool = False
+    num_gpus: int = Field(1, ge=0)
+    device: str = "auto"
+    workers: int = Field(0, ge=0)
+    amp_enabled: bool = True
+    ddp_broadcast_buffers: bool = False
+    ddp_find_unused: bool = True
+    checkpointer_period: int = Field(1000, ge=1)
+    checkpointer_max_to_keep: int = Field(1, ge=1)
+    eval_period: int = Field(200, ge=1)
+    log_period: int = Field(20, ge=1)
+    samples: int = Field(9, ge=0)
+    seed: int = 42
+    early_stop: bool = True
+    patience: int = Field(10, ge=1)
+    ema_enabled: bool = False
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    ema_warmup: int = Field(2000, ge=0)
+    learning_rate: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.02, ge=0)
+    max_iters: int = Field(3000, ge=1)
+    batch_size: int = Field(16, ge=1)
+    scheduler: Scheduler = Scheduler.MULTISTEP
+    scheduler_extra: dict[str, Any] | None = None
+    warmup_iters: int = Field(50, ge=0)
+    optimizer: OptimizerName = OptimizerName.ADAMW
+    optimizer_extra: dict[str, Any] | None = None
+    backbone_multiplier: float = Field(0.1, ge=0)
+    freeze_bn: bool = False
+    clip_gradients: float = Field(0.1, ge=0)
+    size_divisibility: int = 0
+    sync_to_hub: bool = False
+
+
 class LatencyMetrics(BaseModel):
     """Latency of repeated calls, in milliseconds (fps from the mean)."""
 

@@ -1,0 +1,349 @@
+"""The training loop: iteration based, resumable, the same code for one process and for DDP workers.
+
+Data order is a pure function of (seed, iteration): every iteration's global batch is a fixed
+slice of a seeded per-epoch permutation, and each rank takes its stride of it. That is what makes
+`resume=True` continue exactly where a killed run stopped, and N workers equal one process with
+the same effective batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from focoos.ports import ModelInfo, Scheduler, Task, TrainerArgs
+
+from .evaluation import PRIMARY_METRIC, evaluate
+from .losses import build_criterion
+
+logger = logging.getLogger("focoos.training")
+
+LAST_CHECKPOINT = "last_checkpoint"
+FINAL_WEIGHTS = "model_final.pth"
+BEST_WEIGHTS = "model_best.pth"
+
+
+class IterationBatches:
+    """Yields the index list of this rank for each iteration from `start`, deterministically."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, start: int, rank: int = 0, world: int = 1) -> None:
+        if size < batch_size:
+            raise ValueError(f"the training split has {size} images, fewer than batch_size={batch_size}")
+        self.size, self.batch_size, self.seed, self.start = size, batch_size, seed, start
+        self.rank, self.world = rank, world
+        self.per_epoch = size // batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        iteration = self.start
+        while True:
+            epoch, offset = divmod(iteration, self.per_epoch)
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch))
+            global_batch = order[offset * self.batch_size : (offset + 1) * self.batch_size]
+            yield global_batch[self.rank :: self.world].tolist()
+            iteration += 1
+
+
+class Ema:
+    """Exponential moving average of the weights, with Focoos' warmup of the decay."""
+
+    def __init__(self, network: nn.Module, decay: float, warmup: int) -> None:
+        self.module = deepcopy(network).eval()
+        self.decay, self.warmup, self.updates = decay, warmup, 0
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, network: nn.Module) -> None:
+        self.updates += 1
+        decay = self.decay * (1 - math.exp(-self.updates / max(1, self.warmup)))
+        for ema_v, v in zip(self.module.state_dict().values(), network.state_dict().values(), strict=True):
+            if ema_v.dtype.is_floating_point:
+                ema_v.mul_(decay).add_(v.detach(), alpha=1 - decay)
+            else:
+                ema_v.copy_(v)
+
+
+def lr_factor(args: TrainerArgs, iteration: int) -> float:
+    """Linear warmup, then the schedule's decay."""
+    if iteration < args.warmup_iters:
+        return 0.001 + (1 - 0.001) * iteration / args.warmup_iters
+    progress = iteration / max(1, args.max_iters)
+    if args.scheduler == Scheduler.MULTISTEP:
+        steps = (args.scheduler_extra or {}).get("milestones", [0.8, 0.9])
+        return 0.1 ** sum(progress >= s for s in steps)
+    if args.scheduler == Scheduler.COSINE:
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if args.scheduler == Scheduler.POLY:
+        return (1 - progress) ** 0.9
+    return 1.0
+
+
+def param_groups(network: nn.Module, args: TrainerArgs) -> list[dict]:
+    """Backbone at lr * backbone_multiplier; no weight decay on norms and biases."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in network.named_parameters():
+        if param.requires_grad:
+            groups.setdefault((name.startswith("backbone"), param.ndim <= 1), []).append(param)
+    out = []
+    for (backbone, no_decay), params in groups.items():
+        multiplier = args.backbone_multiplier if backbone else 1.0
+        out.append({"params": params, "lr": args.learning_rate * multiplier, "base_multiplier": multiplier,
+                    "weight_decay": 0.0 if no_decay else args.weight_decay})
+    return out
+
+
+def freeze_batchnorm(network: nn.Module) -> None:
+    for module in network.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains `network` in place; rank 0 writes the run folder."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        info: ModelInfo,
+        args: TrainerArgs,
+        data_train: Any,
+        data_val: Any | None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.info, self.args, self.data_train, self.data_val = info, args, data_train, data_val
+        self.rank, self.world = rank, world
+        self.output_dir = Path(args.output_dir) / args.run_name
+        self.ckpt_dir = Path(args.ckpt_dir) if args.ckpt_dir else self.output_dir
+        use_cuda = args.device in ("auto", "cuda") and torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{rank}" if use_cuda else "cpu")
+        self.network = network.to(self.device).train()
+        if args.freeze_bn:
+            freeze_batchnorm(self.network)
+        self.model = self.network
+        if world > 1:
+            if self.device.type == "cuda":
+                self.network = nn.SyncBatchNorm.convert_sync_batchnorm(self.network)
+            self.model = nn.parallel.DistributedDataParallel(
+                self.network, device_ids=[rank] if self.device.type == "cuda" else None,
+                broadcast_buffers=args.ddp_broadcast_buffers, find_unused_parameters=args.ddp_find_unused,
+            )
+        self.criterion = build_criterion(info)
+        self.optimizer = self._optimizer()
+        self.amp = args.amp_enabled and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.ema = Ema(self.network, args.ema_decay, args.ema_warmup) if args.ema_enabled else None
+        self.iteration = 0
+        self.best_metric: float | None = None
+        self.evals_without_improvement = 0
+        self.history: list[dict] = []
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        groups = param_groups(self.network, self.args)
+        if self.args.optimizer.value == "SGD":
+            return torch.optim.SGD(groups, lr=self.args.learning_rate, momentum=0.9)
+        return torch.optim.AdamW(groups, lr=self.args.learning_rate)
+
+    # -- checkpoints
+    def _state(self) -> dict:
+        return {
+            "model": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema else None,
+            "ema_updates": self.ema.updates if self.ema else 0,
+            "iteration": self.iteration,
+            "best_metric": self.best_metric,
+            "evals_without_improvement": self.evals_without_improvement,
+            "history": self.history,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        name = f"model_{self.iteration:07d}.pth"
+        tmp = self.ckpt_dir / f".{name}.tmp"
+        torch.save(self._state(), tmp)
+        tmp.replace(self.ckpt_dir / name)  # a kill mid-write never leaves a truncated checkpoint
+        (self.ckpt_dir / LAST_CHECKPOINT).write_text(name)
+        kept = sorted(self.ckpt_dir.glob("model_[0-9]*.pth"))
+        for old in kept[: -self.args.checkpointer_max_to_keep]:
+            old.unlink()
+
+    def resume(self) -> bool:
+        marker = self.ckpt_dir / LAST_CHECKPOINT
+        if not marker.is_file():
+            return False
+        state = torch.load(self.ckpt_dir / marker.read_text().strip(), map_location=self.device, weights_only=False)
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema and state["ema"] is not None:
+            self.ema.module.load_state_dict(state["ema"])
+            self.ema.updates = state["ema_updates"]
+        self.iteration = state["iteration"]
+        self.best_metric = state["best_metric"]
+        self.evals_without_improvement = state["evals_without_improvement"]
+        self.history = state["history"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        logger.info("resumed from %s at iteration %d", marker.read_text().strip(), self.iteration)
+        return True
+
+    # -- loop
+    def _loader(self) -> Iterator:
+        from focoos.data import collate_classification, collate_detection
+
+        collate = collate_detection if self.info.task == Task.DETECTION else collate_classification
+        batches = IterationBatches(len(self.data_train), self.args.batch_size, self.args.seed, self.iteration,
+                                   self.rank, self.world)
+        loader = DataLoader(self.data_train, batch_sampler=batches, collate_fn=collate,
+                            num_workers=self.args.workers, persistent_workers=self.args.workers > 0)
+        return iter(loader)
+
+    def _losses(self, images: torch.Tensor, targets: Any) -> dict[str, torch.Tensor]:
+        with torch.autocast(self.device.type, enabled=self.amp):
+            outputs = self.model(images)
+        if self.info.task == Task.CLASSIFICATION:
+            return self.criterion(outputs.float(), targets.to(self.device))
+        normalised = self.criterion.normalise_targets(targets, tuple(images.shape[-2:]))
+        normalised = [{k: v.to(self.device) for k, v in t.items()} for t in normalised]
+        num_boxes = torch.tensor(float(sum(len(t["labels"]) for t in normalised)), device=self.device)
+        if self.world > 1:
+            torch.distributed.all_reduce(num_boxes)
+            num_boxes = num_boxes / self.world  # DDP averages gradients: keep the global normalisation
+        outputs = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
+        return self.criterion(outputs, normalised, num_boxes.item())
+
+    def step(self, batch: tuple) -> dict[str, float]:
+        images, targets = batch
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.args.learning_rate * group["base_multiplier"] * lr_factor(self.args, self.iteration)
+        losses = self._losses(images.to(self.device), targets)
+        total = torch.stack(list(losses.values())).sum()
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"loss is {total.item()} at iteration {self.iteration}: lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.args.clip_gradients > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.network.parameters(), self.args.clip_gradients)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema:
+            self.ema.update(self.network)
+        self.iteration += 1
+        return {"total_loss": total.item(), **{k: v.item() for k, v in losses.items()}}
+
+    def eval_network(self) -> nn.Module:
+        return self.ema.module if self.ema else self.network
+
+    def _evaluate(self) -> dict[str, float] | None:
+        if self.data_val is None:
+            return None
+        metrics = evaluate(self.eval_network(), self.info, self.data_val)
+        primary = metrics[PRIMARY_METRIC[self.info.task]]
+        if self.best_metric is None or primary > self.best_metric:
+            self.best_metric, self.evals_without_improvement = primary, 0
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(self.eval_network().state_dict(), self.output_dir / BEST_WEIGHTS)
+        else:
+            self.evals_without_improvement += 1
+        return metrics
+
+    def _log(self, record: dict) -> None:
+        self.history.append(record)
+        with (self.output_dir / "metrics.json").open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def run(self) -> dict[str, float] | None:
+        """Train to max_iters (or early stop); returns the last validation metrics (rank 0)."""
+        from tqdm.auto import tqdm
+
+        args = self.args
+        seed_everything(args.seed + self.rank)
+        if args.resume:
+            self.resume()
+        if self.rank == 0:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        loader = self._loader()
+        metrics: dict[str, float] | None = None
+        bar = tqdm(total=args.max_iters, initial=self.iteration, desc=args.run_name, disable=self.rank != 0)
+        start, losses = time.perf_counter(), {}
+        while self.iteration < args.max_iters:
+            losses = self.step(next(loader))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses['total_loss']:.3f}")
+            is_last = self.iteration == args.max_iters
+            if self.rank == 0 and (self.iteration % args.log_period == 0 or is_last):
+                self._log({"iteration": self.iteration, "lr": self.optimizer.param_groups[0]["lr"],
+                           "time_s": round(time.perf_counter() - start, 2), **losses})
+            if self.iteration % args.eval_period == 0 or is_last:
+                if self.rank == 0:
+                    metrics = self._evaluate()
+                    if metrics:
+                        self._log({"iteration": self.iteration, **metrics})
+                        logger.info("iteration %d: %s", self.iteration, metrics)
+                if self.world > 1:
+                    torch.distributed.barrier()
+            if self.iteration % args.checkpointer_period == 0 or is_last:
+                self.save_checkpoint()
+            if args.early_stop and self.evals_without_improvement >= args.patience:
+                logger.info("early stop at iteration %d: no improvement in %d evaluations", self.iteration,
+                            args.patience)
+                break
+        bar.close()
+        return metrics
+
+    def final_state_dict(self) -> dict:
+        """Best evaluated weights when validation ran, else the last (EMA) weights."""
+        best = self.output_dir / BEST_WEIGHTS
+        if best.is_file():
+            return torch.load(best, map_location="cpu", weights_only=True)
+        return {k: v.cpu() for k, v in self.eval_network().state_dict().items()}
+
+    def write_outputs(self, metrics: dict[str, float] | None, dataset_name: str | None) -> ModelInfo:
+        """model_final.pth + model_info.json (classes, config, metrics, training args)."""
+        torch.save(self.final_state_dict(), self.output_dir / FINAL_WEIGHTS)
+        best_metrics = metrics
+        evals = [h for h in self.history if PRIMARY_METRIC[self.info.task] in h]
+        if evals:
+            best_metrics = max(evals, key=lambda h: h[PRIMARY_METRIC[self.info.task]])
+            best_metrics = {k: v for k, v in best_metrics.items() if k != "iteration"}
+        info = self.info.model_copy(update={
+            "val_metrics": best_metrics,
+            "val_dataset": dataset_name,
+            "train_args": self.args.model_dump(mode="json"),
+            "training_info": {"iterations": self.iteration, "train_images": len(self.data_train),
+                              "val_images": len(self.data_val) if self.data_val is not None else 0},
+            "weights_uri": None,
+            "status": "TRAINING_COMPLETED",
+        })
+        info.dump_json(self.output_dir / "model_info.json")
+        if self.ckpt_dir != self.output_dir and (self.ckpt_dir / LAST_CHECKPOINT).is_file():
+            shutil.copy(self.ckpt_dir / LAST_CHECKPOINT, self.output_dir / LAST_CHECKPOINT)
+        return info
