@@ -189,6 +189,28 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from focoos.data import AutoDataset, DatasetAugmentations
+    from focoos.ports import DatasetLayout, DatasetSplitType, TrainerArgs
+
+    model = _load(args)
+    dataset_dir = Path(args.dataset)
+    dataset = AutoDataset(dataset_name=dataset_dir.name, task=model.task, layout=DatasetLayout(args.layout),
+                          datasets_dir=dataset_dir.parent)
+    resolution = args.im_size or model.resolution[0]
+    train_split = dataset.get_split(DatasetAugmentations(resolution=resolution, horizontal_flip=args.hflip),
+                                    DatasetSplitType.TRAIN)
+    val_split = dataset.get_split(DatasetAugmentations(resolution=resolution), DatasetSplitType.VAL)
+    trainer_args = TrainerArgs(
+        run_name=args.run_name, output_dir=str(args.output_dir), max_iters=args.max_iters, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, num_gpus=args.num_gpus, eval_period=args.eval_period, resume=args.resume,
+        workers=args.workers, checkpointer_period=args.checkpointer_period,
+    )
+    info = model.train(trainer_args, train_split, val_split)
+    print(f"trained {info.name}: {info.val_metrics} -> {Path(args.output_dir) / args.run_name}")
+    return 0
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     from focoos import __version__
 
@@ -266,6 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=None)
     p.add_argument("--keep-serving", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("train", help="train a model on a dataset folder")
+    model_args(p)
+    p.add_argument("--dataset", required=True, help="dataset folder (split folders train/ and valid/ inside)")
+    p.add_argument("--layout", default="roboflow_coco", choices=["roboflow_coco", "cls_folder"])
+    p.add_argument("--run-name", required=True)
+    p.add_argument("--output-dir", type=Path, default=Path("runs"))
+    p.add_argument("--max-iters", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--num-gpus", type=int, default=1)
+    p.add_argument("--eval-period", type=int, default=200)
+    p.add_argument("--checkpointer-period", type=int, default=1000)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--hflip", type=float, default=0.0)
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 from typing import Any
@@ -30,6 +31,9 @@ def _worker(rank: int, world: int, port: int, network: Any, info: ModelInfo, arg
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     dist.init_process_group("nccl" if use_cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world)
+    # mp.spawn hands every worker the SAME shared-memory tensors: without a private copy, each
+    # rank's optimizer would step the one set of weights and the run would take world-size steps.
+    network = copy.deepcopy(network)
     try:
         trainer = Trainer(network, info, args, data_train, data_val, rank=rank, world=world)
         metrics = trainer.run()

@@ -208,6 +208,9 @@ class Trainer:
         self.best_metric = state["best_metric"]
         self.evals_without_improvement = state["evals_without_improvement"]
         self.history = state["history"]
+        if self.rank == 0:  # drop what the killed run logged after its last checkpoint
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "metrics.json").write_text("".join(json.dumps(h) + "\n" for h in self.history))
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -265,7 +268,8 @@ class Trainer:
     def _evaluate(self) -> dict[str, float] | None:
         if self.data_val is None:
             return None
-        metrics = evaluate(self.eval_network(), self.info, self.data_val)
+        # pycocotools reports -1 (NaN here) for an empty area range: keep only real numbers
+        metrics = {k: v for k, v in evaluate(self.eval_network(), self.info, self.data_val).items() if math.isfinite(v)}
         primary = metrics[PRIMARY_METRIC[self.info.task]]
         if self.best_metric is None or primary > self.best_metric:
             self.best_metric, self.evals_without_improvement = primary, 0
