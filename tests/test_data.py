@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -476,10 +475,9 @@ def test_classification_metrics() -> None:
 
 
 def load_prepare_module() -> Any:
-    spec = importlib.util.spec_from_file_location("prepare_digits_dataset", PREPARE_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import focoos.data.digits
+
+    return focoos.data.digits
 
 
 def test_digit_split_is_disjoint_and_keeps_every_class() -> None:
