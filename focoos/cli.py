@@ -11,7 +11,7 @@ from pathlib import Path
 from focoos.errors import FocoosError
 from focoos.ports import RuntimeType
 
-DEMO_MODEL = "fai-detr-m-coco"
+DEMO_MODEL = "fai-detr-n-digits"  # the bundled detector trained here (scripts/train_bundled_digits.py)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from focoos.client import TritonInferModel
     from focoos.model_manager import ModelManager, NoWeightsWarning
     from focoos.processing import encode_image
-    from focoos.samples import sample_images
+    from focoos.samples import digit_canvases, sample_images
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NoWeightsWarning)
@@ -110,7 +110,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     with TritonServer(args.repository, grpc_port=args.grpc_port) as server:
         print(f"tritonserver ready: grpc {server.grpc_url}, metrics {server.metrics_url}")
         with TritonInferModel(server.grpc_url, model_name=served.name) as client:
-            for name, image in sample_images().items():
+            trained_on_digits = (model.model_info.val_dataset or "").startswith("digits")
+            samples = digit_canvases() if trained_on_digits else sample_images()
+            for name, image in samples.items():
                 det = client.infer(encode_image(image), threshold=args.threshold, annotate=True)
                 print(f"\n== {name} ({image.shape[1]}x{image.shape[0]})")
                 _print_detections(det)
@@ -168,6 +170,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     )
     print(f"built {served.name} version {served.versions[-1]} ({served.runtime_type}, {served.target}) "
           f"in {args.repository}")
+    if args.prebuild_engine:
+        from focoos.builder.tensorrt import prebuild_engine_cache
+
+        cache = prebuild_engine_cache(args.repository, served.name, args.prebuild_engine / served.name)
+        print(f"TensorRT engine cache for {served.name}: {cache} (mount it at the config's trt_engine_cache_path)")
     return 0
 
 
@@ -216,6 +223,14 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
     print(__version__)
     return 0
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench's own options; importing the client here is cheap (no torch)."""
+    from focoos.client.bench import add_bench_arguments, bench_command
+
+    add_bench_arguments(parser)
+    parser.set_defaults(func=bench_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["gpu", "cpu", "embedded"], default="gpu")
     p.add_argument("--max-batch-size", type=int, default=8)
     p.add_argument("--check", action="store_true", help="list and validate the repository instead")
+    p.add_argument("--prebuild-engine", type=Path, default=None, metavar="CACHE_DIR",
+                   help="ONNX_TRT16/32: build the TensorRT engine now into CACHE_DIR/<name> (GPU machine)")
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("serve", help="serve a repository on a real tritonserver until Ctrl-C")
@@ -277,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--metrics-port", type=int, default=8002)
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("bench", help="load a served model over gRPC at several concurrencies (p50/p90/p99, req/s)")
+    _add_bench_arguments(p)
 
     p = sub.add_parser("demo", help="the whole stack offline: build, serve, call over gRPC, annotate")
     p.add_argument("--model", default=DEMO_MODEL)

@@ -113,3 +113,16 @@ def test_failed_build_leaves_no_staging_and_no_ensemble(small_cls, tmp_path):
         RepositoryBuilder(tmp_path).add(small_cls, runtime_type=RuntimeType.ONNX_CPU, name="c")
     assert not (tmp_path / "c").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build-")]
+
+
+def test_engine_prebuild_needs_tensorrt_and_says_so(small_cls, tmp_path):
+    from focoos import RuntimeUnavailableError
+    from focoos.builder.tensorrt import prebuild_engine_cache
+
+    repo = RepositoryBuilder(tmp_path / "repo")
+    repo.add(small_cls, runtime_type=RuntimeType.ONNX_TRT16, name="c")
+    with pytest.raises(RuntimeUnavailableError, match="TensorrtExecutionProvider"):
+        prebuild_engine_cache(repo.root, "c", tmp_path / "cache")
+    repo.add(small_cls, runtime_type=RuntimeType.ONNX_CPU, name="cpu")
+    with pytest.raises(RuntimeUnavailableError, match="no TensorRT accelerator"):
+        prebuild_engine_cache(repo.root, "cpu", tmp_path / "cache")

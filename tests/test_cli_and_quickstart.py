@@ -43,6 +43,21 @@ def test_readme_quickstart_runs_as_written(tmp_path):
     assert (tmp_path / "exported" / "model.onnx").is_file()
 
 
+@pytest.mark.slow
+def test_readme_serving_snippet_runs_as_written(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.search(r"Serving and calling it.*?```python\n(.*?)```", readme, re.S).group(1)
+    from focoos.samples import digit_canvases
+
+    image = next(iter(digit_canvases(1).values()))
+    cv2.imwrite(str(tmp_path / "image.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (tmp_path / "serve.py").write_text(snippet)
+    result = _run([sys.executable, "serve.py"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "['0', '1', '2'" in result.stdout and "detection" in result.stdout
+    assert (tmp_path / "gpu_repository" / "fai-detr-n-digits_model" / "1" / "model.onnx").is_file()
+
+
 def test_cli_models_lists_the_registry(tmp_path):
     result = _run([str(FOCOOS_BIN), "models"], tmp_path)
     assert result.returncode == 0
