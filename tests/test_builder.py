@@ -116,8 +116,9 @@ def test_failed_build_leaves_no_staging_and_no_ensemble(small_cls, tmp_path):
 
 
 def test_engine_prebuild_needs_tensorrt_and_says_so(small_cls, tmp_path):
-    from focoos import RuntimeUnavailableError
     from focoos.builder.tensorrt import prebuild_engine_cache
+
+    from focoos import RuntimeUnavailableError
 
     repo = RepositoryBuilder(tmp_path / "repo")
     repo.add(small_cls, runtime_type=RuntimeType.ONNX_TRT16, name="c")
