@@ -225,12 +225,13 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """The bench's own options; importing the client here is cheap (no torch)."""
+def _bench(bench_argv: list[str]) -> int:
+    """The bench parses its own options, so gRPC is imported only when `focoos bench` runs."""
     from focoos.client.bench import add_bench_arguments, bench_command
 
+    parser = argparse.ArgumentParser(prog="focoos bench", description="load a served model over gRPC")
     add_bench_arguments(parser)
-    parser.set_defaults(func=bench_command)
+    return bench_command(parser.parse_args(bench_argv))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=8002)
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("bench", help="load a served model over gRPC at several concurrencies (p50/p90/p99, req/s)")
-    _add_bench_arguments(p)
+    p = sub.add_parser("bench", add_help=False,
+                       help="load a served model over gRPC at several concurrencies (p50/p90/p99, req/s)")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)  # parsed by the bench itself, see main()
 
     p = sub.add_parser("demo", help="the whole stack offline: build, serve, call over gRPC, annotate")
     p.add_argument("--model", default=DEMO_MODEL)
@@ -332,8 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv[:1] == ["bench"]:
+            return _bench(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except FocoosError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
