@@ -1,0 +1,57 @@
+"""The detector that ships with the package: real weights, recorded metrics, real detections on held-out digits."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from focoos import ModelManager, ModelRegistry, NoWeightsWarning
+from focoos.data.digits import load_mnist_digits, make_canvas, split_by_class
+from focoos.model_registry import REGISTRY_DIR
+
+NAME = "fai-detr-n-digits"
+
+
+@pytest.fixture(scope="module")
+def model():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoWeightsWarning)  # it has weights: loading must not warn
+        return ModelManager.get(NAME, device="cpu")
+
+
+def test_registry_entry_records_weights_and_metrics():
+    info = ModelRegistry.get_model_info(NAME)
+    weights = REGISTRY_DIR / info.weights_uri
+    assert weights.is_file() and weights.stat().st_size < 15e6
+    assert info.weights_sha256 and info.val_metrics["bbox/AP"] > 30
+    assert info.classes == [str(i) for i in range(10)] and info.val_dataset.startswith("digits")
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_finds_held_out_digits(model):
+    """Canvases of validation digits with a seed training never used: most digits found, few false ones."""
+    digits, labels, _ = load_mnist_digits()
+    _, val_pool = split_by_class(labels)
+    rng = np.random.default_rng(2024)
+    found = total = false = 0
+    for _ in range(8):
+        canvas, objects = make_canvas(rng, digits, labels, val_pool, 256, num_digits=(2, 5), scale=(1.5, 3.0))
+        dets = model.infer(canvas, threshold=0.5).detections
+        matched = set()
+        for box, label in objects:
+            total += 1
+            hit = next((i for i, d in enumerate(dets) if i not in matched and d.label == str(label)
+                        and _iou(np.array(d.bbox, float), np.array(box, float)) >= 0.5), None)
+            if hit is not None:
+                matched.add(hit)
+                found += 1
+        false += len(dets) - len(matched)
+    assert found / total >= 0.6, (found, total)
+    assert false <= total, (false, total)
