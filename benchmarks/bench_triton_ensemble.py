@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--concurrency", default="1,8")
+    parser.add_argument("--network-threads", type=int, default=2, help="intra-op threads of the served network step")
     args = parser.parse_args()
     warnings.simplefilter("ignore", NoWeightsWarning)
 
@@ -67,7 +68,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         local = model.export(RuntimeType.ONNX_CPU, out_dir=Path(tmp) / "export")
         repo = RepositoryBuilder(Path(tmp) / "repository")
-        repo.add(model, runtime_type=RuntimeType.ONNX_CPU, name="bench", target="embedded", max_batch_size=8)
+        repo.add(model, runtime_type=RuntimeType.ONNX_CPU, name="bench", target="embedded", max_batch_size=8,
+                 network_threads=args.network_threads)
         with TritonServer(repo.root) as server, grpcclient.InferenceServerClient(server.grpc_url) as client:
 
             def ensemble(i: int) -> None:

@@ -148,6 +148,7 @@ def network_config(
     max_batch_size: int,
     instances: int,
     engine_cache_dir: str = DEFAULT_ENGINE_CACHE,
+    threads: int = 1,
 ) -> mc.ModelConfig:
     """The network step for the runtime; target 'embedded' runs the same file in a Python-backend model."""
     height, width = info.input_hw
@@ -178,7 +179,7 @@ def network_config(
     config.instance_group.append(mc.ModelInstanceGroup(kind=kind, count=instances))
     if target == "embedded":
         config.backend = "python"
-        params = {"model_file": model_file, "runtime_type": runtime_type.value, "intra_op_threads": "1"}
+        params = {"model_file": model_file, "runtime_type": runtime_type.value, "intra_op_threads": str(threads)}
         for key, value in _params(params).items():
             config.parameters[key].CopyFrom(value)
         return config

@@ -93,12 +93,14 @@ class RepositoryBuilder:
         postprocess_instances: int = 2,
         network_instances: int = 1,
         engine_cache_dir: str = DEFAULT_ENGINE_CACHE,
+        network_threads: int = 1,
     ) -> ServedModel:
         """Export the network and write the four models; returns what was written.
 
         target: 'gpu' (onnxruntime/libtorch backends on GPU instances; ONNX_CPU stays on CPU), 'cpu'
         (same backends on CPU instances) or 'embedded' (the network runs in a Python-backend model,
-        for servers that have only the python backend).
+        for servers that have only the python backend; `network_threads` sets its intra-op threads per
+        instance: instances x threads should not exceed the cores).
         """
         runtime_type = RuntimeType(runtime_type)
         if target not in TARGETS:
@@ -138,7 +140,8 @@ class RepositoryBuilder:
             configs = {
                 names.preprocess: preprocess_config(names, info, max_batch_size, preprocess_instances),
                 names.network: network_config(names, info, runtime_type, target, output_names, model_file,
-                                              max_batch_size, network_instances, engine_cache_dir),
+                                              max_batch_size, network_instances, engine_cache_dir,
+                                              network_threads),
                 names.postprocess: postprocess_config(names, info, output_names, max_batch_size,
                                                       postprocess_instances, top_k, threshold),
                 names.ensemble: ensemble_config(names, info, runtime_type, output_names, max_batch_size, top_k,
