@@ -55,3 +55,16 @@ def test_finds_held_out_digits(model):
         false += len(dets) - len(matched)
     assert found / total >= 0.6, (found, total)
     assert false <= total, (false, total)
+
+
+def test_bundled_classifier_reads_held_out_digits():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoWeightsWarning)
+        classifier = ModelManager.get("fai-cls-n-digits", device="cpu")
+    assert classifier.model_info.val_metrics["classification/top1"] > 90
+    digits, labels, _ = load_mnist_digits()
+    _, val_pool = split_by_class(labels)
+    picked = val_pool[:: max(1, len(val_pool) // 100)][:100]
+    results = classifier.infer([digits[i] for i in picked], threshold=0.0, top_k=1)
+    correct = sum(r.detections[0].label == str(labels[i]) for r, i in zip(results, picked, strict=True))
+    assert correct / len(picked) >= 0.9, correct
