@@ -15,6 +15,7 @@ from focoos.errors import InvalidInputError
 from focoos.infer.pipeline import to_focoos_detections
 from focoos.ports import FocoosDetections, InferLatency, to_hw
 from focoos.processing import annotate_image, decode_image, load_image, unpad_detections, validate_threshold
+from focoos.processing.image import split_batch
 from focoos.processing.transport import (
     BOXES,
     CLASSES,
@@ -62,10 +63,6 @@ class ServedModelInfo:
         )
 
 
-def _is_torch_tensor(value: Any) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
-
-
 def prepare_payload(source: Any) -> bytes | np.ndarray:
     """Encoded files and URLs travel as they are (the server decodes); pixels travel raw as RGB HWC."""
     try:
@@ -92,13 +89,11 @@ def prepare_payload(source: Any) -> bytes | np.ndarray:
 
 def prepare_payloads(images: Any) -> tuple[list[bytes | np.ndarray], bool]:
     """One image or a list (or a 4-D torch batch) -> payloads and whether the caller passed a batch."""
-    if isinstance(images, list | tuple):
-        if not images:
-            raise InvalidInput("empty list of images")
-        return [prepare_payload(im) for im in images], True
-    if _is_torch_tensor(images) and images.ndim == 4:
-        return [prepare_payload(im) for im in images], True
-    return [prepare_payload(images)], False
+    try:
+        items, is_batch = split_batch(images)
+    except InvalidInputError as exc:
+        raise InvalidInput(str(exc)) from exc
+    return [prepare_payload(im) for im in items], is_batch
 
 
 def build_inputs(payloads: list[bytes | np.ndarray]) -> list[grpcclient.InferInput]:

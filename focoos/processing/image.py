@@ -119,18 +119,21 @@ def load_image(source: Any) -> np.ndarray:
     )
 
 
-def load_images(sources: Any) -> tuple[list[np.ndarray], bool]:
-    """Load one image or a list/tuple of them; returns the images and whether the input was a batch."""
+def split_batch(sources: Any) -> tuple[list[Any], bool]:
+    """One image, a list/tuple or a 4-D torch batch -> the single images and whether the caller passed a batch."""
     if isinstance(sources, list | tuple):
         if len(sources) == 0:
             raise InvalidInputError("empty list of images")
-        return [load_image(s) for s in sources], True
-    is_batch_tensor = (
-        type(sources).__module__.startswith("torch") and hasattr(sources, "ndim") and sources.ndim == 4
-    )
-    if is_batch_tensor:
-        return [load_image(s) for s in sources], True
-    return [load_image(sources)], False
+        return list(sources), True
+    if type(sources).__module__.startswith("torch") and getattr(sources, "ndim", 0) == 4:
+        return list(sources), True
+    return [sources], False
+
+
+def load_images(sources: Any) -> tuple[list[np.ndarray], bool]:
+    """Load one image or a batch of them; returns the images and whether the input was a batch."""
+    items, is_batch = split_batch(sources)
+    return [load_image(s) for s in items], is_batch
 
 
 def encode_image(image: np.ndarray, ext: str = ".jpg", quality: int = 95) -> bytes:
@@ -142,4 +145,4 @@ def encode_image(image: np.ndarray, ext: str = ".jpg", quality: int = 95) -> byt
     return buf.tobytes()
 
 
-__all__ = ["decode_image", "encode_image", "load_image", "load_images"]
+__all__ = ["decode_image", "encode_image", "load_image", "load_images", "split_batch"]
