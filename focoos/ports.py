@@ -261,7 +261,11 @@ class InferLatency(BaseModel):
 
 
 class FocoosDet(BaseModel):
-    """One detection: bbox is xyxy in pixels of the original image."""
+    """One detection: bbox is xyxy in pixels of the original image.
+
+    `mask` (segmentation) is the binary mask cropped to the bbox, PNG-encoded, base64: decode it
+    with `focoos.processing.decode_mask` and place it at (bbox[0], bbox[1]).
+    """
 
     bbox: list[int] | None = None
     conf: float
@@ -297,12 +301,29 @@ class FocoosDetections(BaseModel):
     def class_id(self) -> np.ndarray:
         return np.asarray([d.cls_id for d in self.detections], dtype=np.int64)
 
-    def to_supervision(self) -> Any:
-        """Convert to `supervision.Detections` (needs the `viz` extra)."""
+    def masks(self, image_hw: tuple[int, int]) -> np.ndarray:
+        """Full-size boolean masks [N, H, W] of detections that carry one (segmentation)."""
+        from focoos.processing import decode_mask, paste_mask
+
+        full = [paste_mask(decode_mask(d.mask), d.bbox, image_hw) for d in self.detections if d.mask and d.bbox]
+        return np.asarray(full, dtype=bool).reshape(-1, *image_hw)
+
+    def label_map(self, image_hw: tuple[int, int], ignore: int = 255) -> np.ndarray:
+        """Semantic segmentation: class id per pixel [H, W] (int32); unlabelled pixels get `ignore`."""
+        from focoos.processing import label_map
+
+        dets = [d for d in self.detections if d.mask and d.bbox]
+        boxes = np.asarray([d.bbox for d in dets], dtype=np.float32).reshape(-1, 4)
+        return label_map(boxes, [d.mask for d in dets], np.asarray([d.cls_id for d in dets]), image_hw, ignore)
+
+    def to_supervision(self, image_hw: tuple[int, int] | None = None) -> Any:
+        """Convert to `supervision.Detections` (needs the `viz` extra); masks too when image_hw is given."""
         import supervision as sv
 
+        has_masks = image_hw is not None and any(d.mask for d in self.detections)
         return sv.Detections(
             xyxy=self.xyxy,
+            mask=self.masks(image_hw) if has_masks else None,
             confidence=self.confidence,
             class_id=self.class_id,
             data={"class_name": np.asarray([d.label or "" for d in self.detections])},
@@ -310,16 +331,25 @@ class FocoosDetections(BaseModel):
 
     @classmethod
     def from_supervision(cls, detections: Any, classes: list[str] | None = None) -> FocoosDetections:
+        """From `supervision.Detections`; its full-size masks, if any, become cropped PNG masks."""
+        from focoos.processing import encode_mask, mask_box, to_base64
+
         dets = []
         for i in range(len(detections)):
             cls_id = int(detections.class_id[i]) if detections.class_id is not None else 0
             conf = round(float(detections.confidence[i]), 6) if detections.confidence is not None else 1.0
+            bbox = [int(round(v)) for v in detections.xyxy[i]]
+            mask = None
+            if detections.mask is not None and (tight := mask_box(detections.mask[i])) is not None:
+                bbox = list(tight)  # the crop must start at the box corner
+                mask = to_base64(encode_mask(detections.mask[i][bbox[1] : bbox[3], bbox[0] : bbox[2]]))
             dets.append(
                 FocoosDet(
-                    bbox=[int(round(v)) for v in detections.xyxy[i]],
+                    bbox=bbox,
                     conf=conf,
                     cls_id=cls_id,
                     label=classes[cls_id] if classes and cls_id < len(classes) else None,
+                    mask=mask,
                 )
             )
         return cls(detections=dets)

@@ -9,7 +9,7 @@ import pytest
 
 from focoos import ModelManager, ModelNotFoundError, ModelRegistry, NoWeightsWarning, Task
 
-CLASS_COUNTS = {"coco": 80, "obj365": 365, "digits": 10}
+CLASS_COUNTS = {"coco": 80, "ins": 80, "obj365": 365, "ade": 150, "digits": 10}
 REGISTRY_NAMES = ModelRegistry.list_models()
 WITHOUT_WEIGHTS = [n for n in REGISTRY_NAMES if not ModelRegistry.get_model_info(n).weights_uri]
 

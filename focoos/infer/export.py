@@ -29,7 +29,8 @@ def _export_onnx(
 
     axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}} if dynamic else None
     if dynamic:
-        axes.update({name: {0: "batch"} for name in output_names})
+        extra = getattr(network, "output_axes", {})  # e.g. mask maps that follow the input size
+        axes.update({name: {0: "batch", **extra.get(name, {})} for name in output_names})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

@@ -17,11 +17,12 @@ from focoos.processing import (
     DetectionArrays,
     annotate_image,
     load_images,
-    postprocess_classification,
-    postprocess_detr,
+    postprocess_task,
     preprocess_images,
+    to_base64,
     validate_threshold,
 )
+from focoos.processing.postprocess import MASK_THRESHOLD, TASK_TOP_K
 
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -37,23 +38,25 @@ def postprocess_outputs(
     threshold: float,
     top_k: int | None = None,
 ) -> list[DetectionArrays]:
-    """Dispatch raw network outputs to the task's numpy postprocessing."""
-    if info.task == Task.DETECTION:
-        k = top_k or int(info.config.get("top_k", 300))
-        return postprocess_detr(outputs["boxes"], outputs["logits"], original_hw, threshold, k)
-    if info.task == Task.CLASSIFICATION:
-        return postprocess_classification(
-            outputs["logits"], threshold, top_k or int(info.config.get("top_k", 5))
-        )
-    raise NotImplementedError(f"postprocessing for task {info.task.value}")
+    """Run the task's numpy postprocessing with the model's top_k and mask threshold."""
+    return postprocess_task(
+        info.task.value, outputs, original_hw, threshold, top_k or default_top_k(info),
+        float(info.config.get("mask_threshold", MASK_THRESHOLD)),
+    )  # fmt: skip
+
+
+def default_top_k(info: ModelInfo) -> int:
+    return int(info.config.get("top_k", TASK_TOP_K.get(info.task.value, 100)))
 
 
 def to_focoos_detections(result: DetectionArrays, classes: list[str]) -> FocoosDetections:
+    """Arrays -> FocoosDetections; masks become base64 PNG crops, the Focoos form."""
     dets = []
     for i, (score, cls_id) in enumerate(zip(result.scores, result.classes, strict=True)):
         bbox = None if result.boxes is None else [int(round(float(v))) for v in result.boxes[i]]
         label = classes[int(cls_id)] if 0 <= int(cls_id) < len(classes) else None
-        dets.append(FocoosDet(bbox=bbox, conf=round(float(score), 6), cls_id=int(cls_id), label=label))
+        mask = None if result.masks is None else to_base64(result.masks[i])
+        dets.append(FocoosDet(bbox=bbox, conf=round(float(score), 6), cls_id=int(cls_id), label=label, mask=mask))
     return FocoosDetections(detections=dets)
 
 
@@ -89,7 +92,8 @@ class InferencePipeline:
             start = time.perf_counter()
             for image, result, det in zip(loaded, results, detections, strict=True):
                 det.image = annotate_image(
-                    image, result.boxes, result.scores, result.classes, self.info.classes
+                    image, result.boxes, result.scores, result.classes, self.info.classes, result.masks,
+                    draw_boxes=self.info.task != Task.SEMSEG,
                 )
             latency.annotate = _ms_since(start)
         for det in detections:

@@ -15,11 +15,15 @@ from focoos.ports import ModelFamily, ModelInfo, Task
 FAMILY_MODULES: dict[ModelFamily, str] = {
     ModelFamily.DETR: "focoos.models.fai_detr.modelling",
     ModelFamily.IMAGE_CLASSIFIER: "focoos.models.fai_cls.modelling",
+    ModelFamily.MASKFORMER: "focoos.models.fai_mf.modelling",
+    ModelFamily.BISENETFORMER: "focoos.models.bisenetformer.modelling",
 }
 
 FAMILY_TASKS: dict[ModelFamily, set[Task]] = {
     ModelFamily.DETR: {Task.DETECTION},
     ModelFamily.IMAGE_CLASSIFIER: {Task.CLASSIFICATION},
+    ModelFamily.MASKFORMER: {Task.INSTANCE_SEGMENTATION, Task.SEMSEG},
+    ModelFamily.BISENETFORMER: {Task.SEMSEG},
 }
 
 

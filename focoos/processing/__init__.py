@@ -7,11 +7,16 @@ can copy the folder next to a Python-backend `model.py` and the repository stays
 from .annotate import annotate_image, class_color
 from .errors import FocoosError, InvalidInputError
 from .image import decode_image, encode_image, load_image, load_images
+from .masks import decode_mask, encode_mask, label_map, mask_box, paste_mask, to_base64
 from .postprocess import (
     DetectionArrays,
     pad_detections,
+    pad_masks,
     postprocess_classification,
     postprocess_detr,
+    postprocess_instance,
+    postprocess_semantic,
+    postprocess_task,
     unpad_detections,
     validate_threshold,
 )
@@ -24,6 +29,16 @@ __all__ = [
     "annotate_image",
     "class_color",
     "decode_image",
+    "decode_mask",
+    "encode_mask",
+    "label_map",
+    "mask_box",
+    "pad_masks",
+    "paste_mask",
+    "postprocess_instance",
+    "postprocess_semantic",
+    "postprocess_task",
+    "to_base64",
     "encode_image",
     "load_image",
     "load_images",

@@ -1,4 +1,4 @@
-"""Draw detections on an image with OpenCV: boxes, labels and scores in a stable colour per class."""
+"""Draw detections on an image with OpenCV: masks, boxes, labels and scores in a stable colour per class."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import colorsys
 
 import cv2
 import numpy as np
+
+from .masks import decode_mask
+
+MASK_ALPHA = 0.5
 
 
 def class_color(cls_id: int) -> tuple[int, int, int]:
@@ -21,9 +25,22 @@ def annotate_image(
     scores: np.ndarray,
     classes: np.ndarray,
     labels: list[str] | None = None,
+    masks: list[bytes] | None = None,
+    draw_boxes: bool = True,
 ) -> np.ndarray:
-    """Return a copy of the RGB image with the detections drawn; without boxes, a list of labels."""
+    """Return a copy of the RGB image with the detections drawn; without boxes, a list of labels.
+
+    Masks (PNG crops at their boxes) are blended in the class colour; semantic results pass
+    draw_boxes=False and get their label at the top-left of each region's box.
+    """
     canvas = image.copy()
+    for i, png in enumerate(masks or []):
+        x1, y1 = int(round(float(boxes[i][0]))), int(round(float(boxes[i][1])))
+        crop = decode_mask(png)
+        region = canvas[y1 : y1 + crop.shape[0], x1 : x1 + crop.shape[1]]
+        crop = crop[: region.shape[0], : region.shape[1]]
+        color = np.asarray(class_color(int(classes[i])), dtype=np.float32)
+        region[crop] = (region[crop] * (1 - MASK_ALPHA) + color * MASK_ALPHA).astype(np.uint8)
     thickness = max(1, round(min(canvas.shape[:2]) / 300))
     font_scale = max(0.4, min(canvas.shape[:2]) / 1000)
     for i, (score, cls_id) in enumerate(zip(scores, classes, strict=True)):
@@ -33,7 +50,8 @@ def annotate_image(
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         if boxes is not None:
             x1, y1, x2, y2 = (int(round(v)) for v in boxes[i])
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
+            if draw_boxes:
+                cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
             ty = max(y1, th + base)
         else:
             x1, ty = 0, (i + 1) * (th + base + 4)

@@ -100,10 +100,11 @@ class CatBottleneck(nn.Module):
 
 
 class STDCNet(nn.Module):
-    """STDC1/STDC2 (STDCNet813/1446): cheap multi-scale backbone; returns strides 8, 16, 32."""
+    """STDC1/STDC2 (STDCNet813/1446): cheap multi-scale backbone; returns strides 8, 16, 32 (and 4 on request)."""
 
-    def __init__(self, layers: tuple[int, int, int], base: int = 64) -> None:
+    def __init__(self, layers: tuple[int, int, int], base: int = 64, with_stride4: bool = False) -> None:
         super().__init__()
+        self.with_stride4 = with_stride4
         self.stem = nn.Sequential(
             ConvBNAct(3, base // 2, 3, 2, act=nn.ReLU), ConvBNAct(base // 2, base, 3, 2, act=nn.ReLU)
         )
@@ -117,10 +118,12 @@ class STDCNet(nn.Module):
             )
             cin = cout
         self.stages = nn.ModuleList(stages)
+        if with_stride4:
+            self.channels = [base, *self.channels]
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)  # [B, 64, H/4, W/4]
-        feats = []
+        feats = [x] if self.with_stride4 else []
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
@@ -128,23 +131,25 @@ class STDCNet(nn.Module):
 
 
 class TimmBackbone(nn.Module):
-    """Any timm model with features_only, taking the stride 8/16/32 maps."""
+    """Any timm model with features_only, taking the stride 8/16/32 maps (and 4 on request)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, with_stride4: bool = False) -> None:
         super().__init__()
-        self.body = timm.create_model(name, pretrained=False, features_only=True, out_indices=(2, 3, 4))
+        indices = (1, 2, 3, 4) if with_stride4 else (2, 3, 4)
+        self.body = timm.create_model(name, pretrained=False, features_only=True, out_indices=indices)
         self.channels = list(self.body.feature_info.channels())
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return list(self.body(x))
 
 
-def build_backbone(name: str) -> nn.Module:
+def build_backbone(name: str, with_stride4: bool = False) -> nn.Module:
+    """STDC1/2 or a timm model; `.channels` lists the channels of the returned maps, finest first."""
     if name == "stdc1":
-        return STDCNet((2, 2, 2))
+        return STDCNet((2, 2, 2), with_stride4=with_stride4)
     if name == "stdc2":
-        return STDCNet((4, 5, 3))
-    return TimmBackbone(name)
+        return STDCNet((4, 5, 3), with_stride4=with_stride4)
+    return TimmBackbone(name, with_stride4=with_stride4)
 
 
 # ----------------------------------------------------------------------------------------------- encoder

@@ -1,0 +1,1 @@
+"""BiSeNetFormer: two-path real-time semantic segmentation with a MaskFormer query head."""

@@ -1,0 +1,1 @@
+"""FAI-MF: MaskFormer-style instance and semantic segmentation (masked-attention query decoder)."""
