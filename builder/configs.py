@@ -14,10 +14,13 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from focoos.ports import ModelInfo, RuntimeType, Task
 from focoos.processing.transport import (
+    BOX_TASKS,
     BOXES,
     CLASSES,
     IMAGE,
     IMAGE_SHAPE,
+    MASK_TASKS,
+    MASKS,
     NETWORK_INPUT,
     NUM_DETECTIONS,
     ORIGINAL_HW,
@@ -79,6 +82,9 @@ def output_dims(info: ModelInfo, name: str) -> list[int]:
     if info.task == Task.DETECTION:
         queries = int(info.config.get("num_queries", 300))
         return {"boxes": [queries, 4], "logits": [queries, info.num_classes]}[name]
+    if info.task.value in MASK_TASKS:  # masks at 1/4 of the input; -1 leaves the rounding to the network
+        queries = int(info.config.get("num_queries", 100))
+        return {"logits": [queries, info.num_classes], "masks": [queries, -1, -1]}[name]
     return [info.num_classes]
 
 
@@ -93,9 +99,11 @@ def _params(values: dict[str, object]) -> dict[str, mc.ModelParameter]:
 def _ensemble_io(info: ModelInfo, top_k: int) -> tuple[list, list]:
     inputs = [_tensor(IMAGE, mc.TYPE_UINT8, [-1]), _tensor(IMAGE_SHAPE, mc.TYPE_INT32, [3], optional=True)]
     outputs = [_tensor(NUM_DETECTIONS, mc.TYPE_INT32, [1])]
-    if info.task == Task.DETECTION:
+    if info.task.value in BOX_TASKS:
         outputs.append(_tensor(BOXES, mc.TYPE_FP32, [top_k, 4]))
     outputs += [_tensor(SCORES, mc.TYPE_FP32, [top_k]), _tensor(CLASSES, mc.TYPE_INT32, [top_k])]
+    if info.task.value in MASK_TASKS:
+        outputs.append(_tensor(MASKS, mc.TYPE_STRING, [top_k]))
     return inputs, outputs
 
 
@@ -134,7 +142,10 @@ def postprocess_config(
         input=[mc.ModelInput(**t) for t in inputs],
         output=[mc.ModelOutput(**t) for t in outputs],
         instance_group=python_instances(instances),
-        parameters=_params({"task": info.task.value, "top_k": top_k, "threshold": threshold}),
+        parameters=_params({
+            "task": info.task.value, "top_k": top_k, "threshold": threshold,
+            "mask_threshold": float(info.config.get("mask_threshold", 0.5)),
+        }),
     )
 
 

@@ -17,10 +17,13 @@ from focoos.ports import FocoosDetections, InferLatency, to_hw
 from focoos.processing import annotate_image, decode_image, load_image, unpad_detections, validate_threshold
 from focoos.processing.image import split_batch
 from focoos.processing.transport import (
+    BOX_TASKS,
     BOXES,
     CLASSES,
     IMAGE,
     IMAGE_SHAPE,
+    MASK_TASKS,
+    MASKS,
     NUM_DETECTIONS,
     PARAM_THRESHOLD,
     PARAM_TOP_K,
@@ -126,18 +129,20 @@ def parse_response(
     latency: InferLatency,
 ) -> list[FocoosDetections]:
     """Unpad the fixed-rank outputs into FocoosDetections; draw them when asked."""
-    with_boxes = info.task == "detection"
+    with_boxes = info.task in BOX_TASKS
     arrays = unpad_detections(
         result.as_numpy(NUM_DETECTIONS),
         result.as_numpy(BOXES) if with_boxes else None,
         result.as_numpy(SCORES),
         result.as_numpy(CLASSES),
         with_boxes=with_boxes,
+        masks=result.as_numpy(MASKS) if info.task in MASK_TASKS else None,
     )
     detections = [to_focoos_detections(a, info.classes) for a in arrays]
     for det, arr, payload in zip(detections, arrays, payloads, strict=True):
         if annotate:
             pixels = payload if isinstance(payload, np.ndarray) else decode_image(payload)
-            det.image = annotate_image(pixels, arr.boxes, arr.scores, arr.classes, info.classes)
+            det.image = annotate_image(pixels, arr.boxes, arr.scores, arr.classes, info.classes, arr.masks,
+                                       draw_boxes=info.task != "semseg")
         det.latency = latency
     return detections

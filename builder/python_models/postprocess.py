@@ -8,22 +8,26 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from focoos_processing import (  # noqa: E402
-    InvalidInputError,
-    pad_detections,
-    postprocess_classification,
-    postprocess_detr,
-)
+from focoos_processing import InvalidInputError, pad_detections, pad_masks, postprocess_task  # noqa: E402
 from focoos_processing.transport import (  # noqa: E402
+    BOX_TASKS,
     BOXES,
     CLASSES,
+    MASK_TASKS,
+    MASKS,
     NUM_DETECTIONS,
     ORIGINAL_HW,
     PARAM_THRESHOLD,
     PARAM_TOP_K,
     SCORES,
 )
-from focoos_triton_step import StageMetrics, config_parameters, invalid_argument, request_parameters  # noqa: E402
+from focoos_triton_step import (  # noqa: E402
+    StageMetrics,
+    config_parameters,
+    input_names,
+    invalid_argument,
+    request_parameters,
+)
 
 
 class TritonPythonModel:
@@ -32,6 +36,8 @@ class TritonPythonModel:
         self.task = params["task"]
         self.max_top_k = int(params["top_k"])
         self.default_threshold = float(params["threshold"])
+        self.mask_threshold = float(params.get("mask_threshold", 0.5))
+        self.input_names = [name for name in input_names(args) if name != ORIGINAL_HW]
         self.metrics = StageMetrics(args["model_name"], "postprocess")
 
     def _options(self, request):
@@ -49,17 +55,15 @@ class TritonPythonModel:
             try:
                 threshold, top_k = self._options(request)
                 original_hw = [tuple(hw) for hw in pb_utils.get_input_tensor_by_name(request, ORIGINAL_HW).as_numpy()]
-                logits = pb_utils.get_input_tensor_by_name(request, "logits").as_numpy()
-                if self.task == "detection":
-                    boxes = pb_utils.get_input_tensor_by_name(request, "boxes").as_numpy()
-                    results = postprocess_detr(boxes, logits, original_hw, threshold, top_k)
-                else:
-                    results = postprocess_classification(logits, threshold, top_k)
+                outputs = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
+                results = postprocess_task(self.task, outputs, original_hw, threshold, top_k, self.mask_threshold)
                 num, boxes, scores, classes = pad_detections(results, self.max_top_k)
                 tensors = [pb_utils.Tensor(NUM_DETECTIONS, num)]
-                if self.task == "detection":
+                if self.task in BOX_TASKS:
                     tensors.append(pb_utils.Tensor(BOXES, boxes))
                 tensors += [pb_utils.Tensor(SCORES, scores), pb_utils.Tensor(CLASSES, classes)]
+                if self.task in MASK_TASKS:
+                    tensors.append(pb_utils.Tensor(MASKS, pad_masks(results, self.max_top_k)))
                 responses.append(pb_utils.InferenceResponse(tensors))
             except InvalidInputError as exc:
                 responses.append(invalid_argument(str(exc)))

@@ -17,6 +17,11 @@ def config_parameters(args: dict) -> dict[str, str]:
     return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
 
 
+def input_names(args: dict) -> list[str]:
+    """Names of the model's inputs, in config order."""
+    return [tensor["name"] for tensor in json.loads(args["model_config"])["input"]]
+
+
 def request_parameters(request) -> dict:
     """Per-call options the client sent as request parameters (they reach every ensemble step)."""
     raw = request.parameters()

@@ -24,6 +24,10 @@ NUM_DETECTIONS = "NUM_DETECTIONS"
 BOXES = "BOXES"
 SCORES = "SCORES"
 CLASSES = "CLASSES"
+MASKS = "MASKS"  # BYTES [B, K]: PNG of each mask cropped to its box (see masks.py), b"" as padding
+# Which tasks return boxes and masks (classification returns neither).
+BOX_TASKS = ("detection", "instseg", "semseg")
+MASK_TASKS = ("instseg", "semseg")
 PARAM_THRESHOLD = "threshold"
 PARAM_TOP_K = "top_k"
 
