@@ -1,4 +1,8 @@
-"""Validation with the same numpy postprocessing as serving, scored by pycocotools (detection) or top-k accuracy."""
+"""Validation with the same numpy postprocessing as serving.
+
+Detection and instance segmentation are scored by pycocotools (bbox / segm AP), semantic
+segmentation by a confusion matrix (mIoU), classification by top-k accuracy.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,17 @@ import torch
 
 from focoos.infer.pipeline import postprocess_outputs
 from focoos.ports import ModelInfo, Task
-from focoos.processing import preprocess_images
+from focoos.processing import DetectionArrays, decode_mask, label_map, paste_mask, preprocess_images
 
 EVAL_BATCH = 8
 EVAL_TOP_K = 100
 
-PRIMARY_METRIC = {Task.DETECTION: "bbox/AP", Task.CLASSIFICATION: "classification/top1"}
+PRIMARY_METRIC = {
+    Task.DETECTION: "bbox/AP",
+    Task.INSTANCE_SEGMENTATION: "segm/AP",
+    Task.SEMSEG: "sem_seg/mIoU",
+    Task.CLASSIFICATION: "classification/top1",
+}
 
 
 @torch.no_grad()
@@ -26,15 +35,39 @@ def _network_outputs(network: torch.nn.Module, images: list[np.ndarray], info: M
     return {name: out.float().cpu().numpy() for name, out in zip(network.output_names, outputs, strict=True)}
 
 
+def _coco_results(image_id: int, result: DetectionArrays, image_hw: tuple[int, int]) -> list[dict]:
+    """COCO result entries of one image: bbox always, the mask as compressed RLE when there is one."""
+    from pycocotools import mask as mask_utils
+
+    entries = []
+    for i, (box, score, cls) in enumerate(zip(result.boxes, result.scores, result.classes, strict=True)):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        entry = {"image_id": image_id, "category_id": int(cls), "bbox": [x1, y1, x2 - x1, y2 - y1],
+                 "score": float(score)}
+        if result.masks is not None:
+            full = paste_mask(decode_mask(result.masks[i]), box, image_hw)
+            rle = mask_utils.encode(np.asfortranarray(full.astype(np.uint8)))
+            entry["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+        entries.append(entry)
+    return entries
+
+
 def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[str, float]:
     """Metrics of `network` (put in eval mode for the call) on a MapDataset's original images."""
-    from focoos.data import classification_metrics, coco_detection_metrics
+    from focoos.data import (
+        classification_metrics,
+        coco_detection_metrics,
+        coco_instance_metrics,
+        confusion_matrix,
+        semantic_metrics,
+    )
 
     was_training = network.training
     network.eval()
     predictions: list[dict] = []
     labels: list[int] = []
     top5: list[list[int]] = []
+    confusion = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
     try:
         for start in range(0, len(dataset), EVAL_BATCH):
             indices = range(start, min(start + EVAL_BATCH, len(dataset)))
@@ -45,14 +78,21 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[st
                 top5 += order.tolist()
                 labels += [int(dataset[i]["label"]) for i in indices]
                 continue
-            results = postprocess_outputs(info, outputs, [im.shape[:2] for im in images], 0.0, EVAL_TOP_K)
-            for i, res in zip(indices, results, strict=True):
-                for box, score, cls in zip(res.boxes, res.scores, res.classes, strict=True):
-                    x1, y1, x2, y2 = (float(v) for v in box)
-                    predictions.append({"image_id": dataset.image_id(i), "category_id": int(cls),
-                                        "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+            sizes = [im.shape[:2] for im in images]
+            top_k = None if info.task == Task.SEMSEG else EVAL_TOP_K
+            results = postprocess_outputs(info, outputs, sizes, 0.0, top_k)
+            for i, res, hw in zip(indices, results, sizes, strict=True):
+                if info.task == Task.SEMSEG:
+                    predicted = label_map(res.boxes, res.masks, res.classes, hw)
+                    confusion += confusion_matrix(predicted, dataset.semantic_ground_truth(i), info.num_classes)
+                else:
+                    predictions += _coco_results(dataset.image_id(i), res, hw)
     finally:
         network.train(was_training)
     if info.task == Task.CLASSIFICATION:
         return classification_metrics(labels, top5)
+    if info.task == Task.SEMSEG:
+        return semantic_metrics(confusion)
+    if info.task == Task.INSTANCE_SEGMENTATION:
+        return coco_instance_metrics(dataset.coco_ground_truth(), predictions)
     return coco_detection_metrics(dataset.coco_ground_truth(), predictions)

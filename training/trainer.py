@@ -219,9 +219,11 @@ class Trainer:
 
     # -- loop
     def _loader(self) -> Iterator:
-        from focoos.data import collate_classification, collate_detection
+        from focoos.data import collate_classification, collate_detection, collate_segmentation
 
-        collate = collate_detection if self.info.task == Task.DETECTION else collate_classification
+        collate = {Task.DETECTION: collate_detection, Task.CLASSIFICATION: collate_classification}.get(
+            self.info.task, collate_segmentation
+        )
         batches = IterationBatches(len(self.data_train), self.args.batch_size, self.args.seed, self.iteration,
                                    self.rank, self.world)
         loader = DataLoader(self.data_train, batch_sampler=batches, collate_fn=collate,
@@ -233,7 +235,10 @@ class Trainer:
             outputs = self.model(images)
         if self.info.task == Task.CLASSIFICATION:
             return self.criterion(outputs.float(), targets.to(self.device))
-        normalised = self.criterion.normalise_targets(targets, tuple(images.shape[-2:]))
+        if self.info.task == Task.DETECTION:
+            normalised = self.criterion.normalise_targets(targets, tuple(images.shape[-2:]))
+        else:  # segmentation: per-object (instance) or per-class (semantic) masks at the input size
+            normalised = [{"labels": t["labels"], "masks": t["masks"]} for t in targets]
         normalised = [{k: v.to(self.device) for k, v in t.items()} for t in normalised]
         num_boxes = torch.tensor(float(sum(len(t["labels"]) for t in normalised)), device=self.device)
         if self.world > 1:

@@ -5,17 +5,42 @@ extra, imported only when a metric is computed).
 """
 
 from focoos.data.augmentations import DatasetAugmentations
-from focoos.data.coco_eval import classification_metrics, coco_detection_metrics
-from focoos.data.datasets import AutoDataset, MapDataset, collate_classification, collate_detection
+from focoos.data.coco_eval import (
+    classification_metrics,
+    coco_detection_metrics,
+    coco_instance_metrics,
+    confusion_matrix,
+    semantic_metrics,
+)
+from focoos.data.datasets import (
+    IGNORE_INDEX,
+    AutoDataset,
+    MapDataset,
+    collate_classification,
+    collate_detection,
+    collate_segmentation,
+    decode_segmentations,
+    segmentation_to_rle,
+)
 from focoos.data.errors import DatasetError
+from focoos.data.readers import SemanticRecord, read_seg_mask_split
 
 __all__ = [
+    "IGNORE_INDEX",
     "AutoDataset",
     "DatasetAugmentations",
     "DatasetError",
     "MapDataset",
+    "SemanticRecord",
     "classification_metrics",
     "coco_detection_metrics",
+    "coco_instance_metrics",
     "collate_classification",
     "collate_detection",
+    "collate_segmentation",
+    "confusion_matrix",
+    "decode_segmentations",
+    "read_seg_mask_split",
+    "segmentation_to_rle",
+    "semantic_metrics",
 ]

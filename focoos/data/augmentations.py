@@ -1,9 +1,10 @@
 """Training and evaluation transforms built on torchvision.transforms.v2.
 
-Boxes travel with the image as `tv_tensors.BoundingBoxes`, so every geometric step moves them the
-same way as the pixels. The last geometric step resizes straight to (resolution, resolution), with
-no letterbox, because that is what the inference preprocessing does: training must see the same
-distortion. Images stay uint8 because the models normalise inside their graph.
+Boxes and masks travel with the image as `tv_tensors.BoundingBoxes` and `tv_tensors.Mask`, so every
+geometric step moves them the same way as the pixels (masks are resampled nearest-neighbour). The
+last geometric step resizes straight to (resolution, resolution), with no letterbox, because that is
+what the inference preprocessing does: training must see the same distortion. Images stay uint8
+because the models normalise inside their graph.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ def _image_size(flat_inputs: list[Any]) -> tuple[int, int]:
     raise TypeError("no image found in the sample")
 
 
+def _fill_for(fill: int | dict[Any, int], inpt: Any) -> int:
+    """The fill value of this input's type, from a v2-style fill dict ({type: value, "others": value})."""
+    if isinstance(fill, dict):
+        return fill.get(type(inpt), fill.get("others", 0))
+    return fill
+
+
 def _randint(low: int, high: int) -> int:
     """Uniform integer in [low, high] from torch's RNG (seeded per DataLoader worker)."""
     return int(torch.randint(low, high + 1, (1,)).item())
@@ -42,14 +50,15 @@ class RandomRescale(v2.Transform):
     """Scale the content by 2**U(-scale_ratio, scale_ratio), stretch x/y by 2**U(-aspect_ratio, aspect_ratio).
 
     The canvas keeps its size: a larger content is cropped at a random position, a smaller one is
-    placed at a random position on black. Rescaling the whole canvas would be undone by the final
-    straight resize, so the jitter has to happen inside the canvas.
+    placed at a random position on black (or `fill`, by type). Rescaling the whole canvas would be
+    undone by the final straight resize, so the jitter has to happen inside the canvas.
     """
 
-    def __init__(self, scale_ratio: float = 0.0, aspect_ratio: float = 0.0) -> None:
+    def __init__(self, scale_ratio: float = 0.0, aspect_ratio: float = 0.0, fill: int | dict[Any, int] = 0) -> None:
         super().__init__()
         self.scale_ratio = float(scale_ratio)
         self.aspect_ratio = float(aspect_ratio)
+        self.fill = fill
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = _image_size(flat_inputs)
@@ -64,7 +73,15 @@ class RandomRescale(v2.Transform):
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         out = F.resize(inpt, params["size"], antialias=True)
-        return F.crop(out, params["top"], params["left"], params["height"], params["width"])
+        top, left, height, width = params["top"], params["left"], params["height"], params["width"]
+        new_h, new_w = params["size"]
+        # Pad explicitly where the content is smaller: crop would pad every type with 0, and a
+        # semantic mask needs its ignore value there.
+        pad = [max(0, -left), max(0, -top), max(0, left + width - new_w), max(0, top + height - new_h)]
+        if any(pad):
+            out = F.pad(out, pad, fill=_fill_for(self.fill, inpt))
+            top, left = top + pad[1], left + pad[0]
+        return F.crop(out, top, left, height, width)
 
 
 class RandomSquareCrop(v2.Transform):
@@ -114,12 +131,19 @@ class DatasetAugmentations(BaseModel):
     crop: bool = False
     crop_size: int | None = Field(None, ge=1)
 
-    def build(self, train: bool, with_boxes: bool = True) -> v2.Compose:
+    def build(self, train: bool, with_boxes: bool = True, mask_fill: int = 0) -> v2.Compose:
         """The pipeline for one sample dict {"image": Image, "boxes": BoundingBoxes, "labels": Tensor}.
 
-        `train=False` gives the evaluation pipeline: only the resize. `with_boxes=False` (classification
-        samples, which hold no boxes) leaves out the box sanitising step, which needs boxes.
+        Samples may also hold a `tv_tensors.Mask`: per-instance masks [N,H,W], which the sanitising
+        step drops together with their boxes, or a semantic class map [H,W]. `train=False` gives the
+        evaluation pipeline: only the resize. `with_boxes=False` (classification and semantic samples,
+        which hold no boxes) leaves out the box sanitising step, which needs boxes. `mask_fill` is the
+        mask value of areas that zoom-out, rescale and rotation uncover (255 = ignore for semantic maps).
         """
+
+        def fill() -> dict[Any, int]:  # a fresh dict per transform: torchvision converts it in place
+            return {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill, "others": 0}
+
         steps: list[v2.Transform] = []
         if train:
             if self.horizontal_flip > 0:
@@ -127,11 +151,11 @@ class DatasetAugmentations(BaseModel):
             if self.vertical_flip > 0:
                 steps.append(v2.RandomVerticalFlip(p=self.vertical_flip))
             if self.zoom_out > 0 and self.zoom_out_side > 1.0:
-                steps.append(v2.RandomZoomOut(fill=0, side_range=(1.0, self.zoom_out_side), p=self.zoom_out))
+                steps.append(v2.RandomZoomOut(fill=fill(), side_range=(1.0, self.zoom_out_side), p=self.zoom_out))
             if self.scale_ratio > 0 or self.aspect_ratio > 0:
-                steps.append(RandomRescale(scale_ratio=self.scale_ratio, aspect_ratio=self.aspect_ratio))
+                steps.append(RandomRescale(scale_ratio=self.scale_ratio, aspect_ratio=self.aspect_ratio, fill=fill()))
             if self.rotation > 0:
-                steps.append(v2.RandomRotation(degrees=self.rotation, fill=0))
+                steps.append(v2.RandomRotation(degrees=self.rotation, fill=fill()))
             if self.crop:
                 steps.append(RandomSquareCrop(self.crop_size))
         steps.append(v2.Resize((self.resolution, self.resolution), antialias=True))

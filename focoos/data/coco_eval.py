@@ -1,4 +1,4 @@
-"""Detection and classification metrics, in percent like Focoos and detectron2 report them.
+"""Detection, segmentation and classification metrics, in percent like Focoos and detectron2 report them.
 
 Plain functions so the trainer, the CLI and tests can all score predictions the same way.
 """
@@ -16,14 +16,16 @@ import numpy as np
 
 from focoos.data.errors import DatasetError
 
-# Order of COCOeval.stats for bbox: AP, AP50, AP75, APs, APm, APl (then the AR values).
+# Order of COCOeval.stats: AP, AP50, AP75, APs, APm, APl (then the AR values).
 BBOX_METRICS = ("bbox/AP", "bbox/AP50", "bbox/AP75", "bbox/APs", "bbox/APm", "bbox/APl")
-# COCOeval's default area ranges (inclusive), in square pixels.
+SEGM_METRICS = ("segm/AP", "segm/AP50", "segm/AP75", "segm/APs", "segm/APm", "segm/APl")
+SEMSEG_METRICS = ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/mACC", "sem_seg/pACC")
+# COCOeval's default area ranges (inclusive), in square pixels, by metric name without its "bbox/" or "segm/".
 AREA_RANGES = {
     "all": (0.0, 1e10),
-    "bbox/APs": (0.0, 32.0**2),
-    "bbox/APm": (32.0**2, 96.0**2),
-    "bbox/APl": (96.0**2, 1e10),
+    "APs": (0.0, 32.0**2),
+    "APm": (32.0**2, 96.0**2),
+    "APl": (96.0**2, 1e10),
 }
 
 
@@ -34,13 +36,59 @@ def coco_detection_metrics(ground_truth: dict[str, Any], predictions: list[dict[
     0.0. A value COCOeval cannot define (no ground-truth box in that size range, or no ground truth
     at all) is NaN, as detectron2 reports it, rather than a misleading 0.
     """
+    results = [
+        {
+            "image_id": p["image_id"],
+            "category_id": int(p["category_id"]),
+            "bbox": [float(v) for v in p["bbox"]],
+            "score": float(p["score"]),
+        }
+        for p in predictions
+    ]
+    return _coco_metrics(ground_truth, results, "bbox", BBOX_METRICS)
+
+
+def coco_instance_metrics(ground_truth: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, float]:
+    """COCO mask AP of predictions (image_id, category_id, score, "segmentation" RLE) against ground truth.
+
+    `ground_truth` is `MapDataset.coco_ground_truth()` of an instseg dataset. RLE counts may be str
+    or bytes; each RLE must have its image's size. Empty predictions and undefined values as in
+    coco_detection_metrics.
+    """
+    sizes = {image["id"]: [image.get("height"), image.get("width")] for image in ground_truth.get("images", [])}
+    results = []
+    for p in predictions:
+        rle = p.get("segmentation")
+        if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
+            raise DatasetError(f"an instance prediction needs a 'segmentation' RLE dict (size, counts), got {rle!r}")
+        if p["image_id"] in sizes and list(rle["size"]) != sizes[p["image_id"]]:
+            raise DatasetError(
+                f"a prediction mask for image {p['image_id']} is {list(rle['size'])} (HxW), the image is "
+                f"{sizes[p['image_id']]}"
+            )
+        results.append(
+            {
+                "image_id": p["image_id"],
+                "category_id": int(p["category_id"]),
+                # No "bbox" key: pycocotools' loadRes would then replace the mask by the box.
+                "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"]},
+                "score": float(p["score"]),
+            }
+        )
+    return _coco_metrics(ground_truth, results, "segm", SEGM_METRICS)
+
+
+def _coco_metrics(
+    ground_truth: dict[str, Any], results: list[dict[str, Any]], iou_type: str, keys: tuple[str, ...]
+) -> dict[str, float]:
+    """COCOeval of `iou_type` ("bbox" or "segm"), its six AP values under `keys`, in percent."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    if not predictions:
-        return _no_prediction_metrics(ground_truth)
+    if not results:
+        return _no_prediction_metrics(ground_truth, keys)
     known_images = {image["id"] for image in ground_truth.get("images", [])}
-    unknown = {p["image_id"] for p in predictions} - known_images
+    unknown = {p["image_id"] for p in results} - known_images
     if unknown:
         raise DatasetError(f"predictions refer to image ids missing from the ground truth: {sorted(unknown)[:5]}")
 
@@ -49,35 +97,64 @@ def coco_detection_metrics(ground_truth: dict[str, Any], predictions: list[dict[
         coco_gt.dataset = copy.deepcopy(ground_truth)
         coco_gt.dataset.setdefault("info", {})
         coco_gt.createIndex()
-        results = [
-            {
-                "image_id": p["image_id"],
-                "category_id": int(p["category_id"]),
-                "bbox": [float(v) for v in p["bbox"]],
-                "score": float(p["score"]),
-            }
-            for p in predictions
-        ]
         coco_dt = coco_gt.loadRes(results)
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator = COCOeval(coco_gt, coco_dt, iouType=iou_type)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    stats = evaluator.stats[: len(BBOX_METRICS)]
-    return {key: float(v * 100.0) if v >= 0 else math.nan for key, v in zip(BBOX_METRICS, stats, strict=True)}
+    stats = evaluator.stats[: len(keys)]
+    return {key: float(v * 100.0) if v >= 0 else math.nan for key, v in zip(keys, stats, strict=True)}
 
 
-def _no_prediction_metrics(ground_truth: dict[str, Any]) -> dict[str, float]:
+def _no_prediction_metrics(ground_truth: dict[str, Any], keys: tuple[str, ...] = BBOX_METRICS) -> dict[str, float]:
     """What COCOeval would report for zero detections: 0 where ground truth exists, NaN where none does.
 
     pycocotools' loadRes cannot take an empty list, so this case is computed here.
     """
     areas = [float(ann.get("area", 0.0)) for ann in ground_truth.get("annotations", []) if not ann.get("iscrowd", 0)]
     metrics = {}
-    for key in BBOX_METRICS:
-        low, high = AREA_RANGES.get(key, AREA_RANGES["all"])
+    for key in keys:
+        low, high = AREA_RANGES.get(key.split("/")[-1], AREA_RANGES["all"])
         metrics[key] = 0.0 if any(low <= area <= high for area in areas) else math.nan
     return metrics
+
+
+def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore: int = 255) -> np.ndarray:
+    """int64 [C, C] pixel counts, rows = ground-truth class, columns = predicted class.
+
+    Pixels whose ground truth is `ignore` are not counted. Sum the matrices of all images and call
+    semantic_metrics once, so every pixel of the split weighs the same.
+    """
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise DatasetError(f"prediction is {pred.shape} but ground truth is {gt.shape}")
+    valid = gt != ignore
+    truth, guess = gt[valid].astype(np.int64), pred[valid].astype(np.int64)
+    for name, values in (("ground truth", truth), ("prediction", guess)):
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise DatasetError(f"{name} holds class values outside 0..{num_classes - 1}")
+    return np.bincount(truth * num_classes + guess, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def semantic_metrics(confusion: np.ndarray) -> dict[str, float]:
+    """mIoU, frequency-weighted IoU, mean class accuracy and pixel accuracy in percent, as detectron2 computes them.
+
+    `confusion` is confusion_matrix's (rows ground truth). Like detectron2's SemSegEvaluator, the
+    means skip classes with no ground-truth pixel (so also classes absent from both); pixels
+    predicted as such a class still count against the true class. NaN everywhere when nothing was scored.
+    """
+    conf = np.asarray(confusion, dtype=np.float64)
+    if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
+        raise DatasetError(f"a confusion matrix must be square, got shape {conf.shape}")
+    tp, pos_gt, pos_pred = np.diag(conf), conf.sum(axis=1), conf.sum(axis=0)
+    total = pos_gt.sum()
+    if total == 0:
+        return {key: math.nan for key in SEMSEG_METRICS}
+    present = pos_gt > 0
+    iou = tp[present] / (pos_gt + pos_pred - tp)[present]
+    acc = tp[present] / pos_gt[present]
+    values = (iou.mean(), (iou * pos_gt[present] / total).sum(), acc.mean(), tp.sum() / total)
+    return {key: float(v * 100.0) for key, v in zip(SEMSEG_METRICS, values, strict=True)}
 
 
 def classification_metrics(labels: Sequence[int], predictions_top5: list[list[int]]) -> dict[str, float]:
@@ -92,4 +169,13 @@ def classification_metrics(labels: Sequence[int], predictions_top5: list[list[in
     return {"classification/top1": float(top1.mean() * 100.0), "classification/top5": float(top5.mean() * 100.0)}
 
 
-__all__ = ["BBOX_METRICS", "classification_metrics", "coco_detection_metrics"]
+__all__ = [
+    "BBOX_METRICS",
+    "SEGM_METRICS",
+    "SEMSEG_METRICS",
+    "classification_metrics",
+    "coco_detection_metrics",
+    "coco_instance_metrics",
+    "confusion_matrix",
+    "semantic_metrics",
+]

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
@@ -20,10 +21,12 @@ from focoos.data.errors import DatasetError
 from focoos.data.readers import (
     ClassificationRecord,
     DetectionRecord,
+    SemanticRecord,
     class_folders,
     is_image_file,
     read_cls_folder_split,
     read_coco_split,
+    read_seg_mask_split,
 )
 from focoos.ports import DatasetLayout, DatasetSplitType, Task
 from focoos.processing import InvalidInputError, load_image
@@ -36,27 +39,61 @@ SPLIT_FOLDERS: dict[DatasetSplitType, tuple[str, ...]] = {
 }
 COCO_ANNOTATION_FILES = ("_annotations.coco.json", "annotations.json")
 LAYOUT_TASKS: dict[DatasetLayout, tuple[Task, ...]] = {
-    DatasetLayout.ROBOFLOW_COCO: (Task.DETECTION,),
+    DatasetLayout.ROBOFLOW_COCO: (Task.DETECTION, Task.INSTANCE_SEGMENTATION),
+    DatasetLayout.ROBOFLOW_SEG: (Task.SEMSEG,),
     DatasetLayout.CLS_FOLDER: (Task.CLASSIFICATION,),
 }
+# Semantic class-map value of pixels that are not scored (unlisted mask values, padding, rotation corners).
+IGNORE_INDEX = 255
+
+
+def _mask_utils() -> Any:
+    try:
+        from pycocotools import mask as mask_utils
+    except ImportError as exc:
+        raise DatasetError("pycocotools is needed for segmentation masks: pip install 'focoos[training]'") from exc
+    return mask_utils
+
+
+def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
+    """Compressed COCO RLE (bytes counts) of a polygon list or an RLE dict (compressed or not)."""
+    mask_utils = _mask_utils()
+    if isinstance(segmentation, list):
+        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        return mask_utils.frPyObjects(segmentation, height, width)
+    return {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
+def decode_segmentations(segmentations: list[Any], height: int, width: int) -> np.ndarray:
+    """uint8 [N, H, W] 0/1 masks of COCO segmentations (polygons or RLE)."""
+    if not segmentations:
+        return np.zeros((0, height, width), dtype=np.uint8)
+    mask_utils = _mask_utils()
+    rles = [segmentation_to_rle(seg, height, width) for seg in segmentations]
+    return np.ascontiguousarray(mask_utils.decode(rles).transpose(2, 0, 1))
 
 
 class MapDataset(Dataset):
     """Indexable split: decoded, augmented samples plus the un-augmented views evaluation needs.
 
     Detection items: {"image": uint8 [3,H,W], "boxes": float32 [N,4] xyxy pixels of the augmented
-    image, "labels": int64 [N], "image_id": int, "orig_size": (h, w)}. Classification items:
-    {"image": uint8 [3,H,W], "label": int64 scalar, "image_id": int}.
+    image, "labels": int64 [N], "image_id": int, "orig_size": (h, w)}. Instance segmentation items
+    add "masks": uint8 [N,H,W] 0/1, aligned with boxes and labels. Semantic segmentation items:
+    {"image", "sem_seg": int64 [H,W] class index (IGNORE_INDEX = not scored), "image_id", "orig_size"}.
+    Classification items: {"image": uint8 [3,H,W], "label": int64 scalar, "image_id": int}.
     """
 
     def __init__(
         self,
-        records: list[DetectionRecord] | list[ClassificationRecord],
+        records: list[DetectionRecord] | list[ClassificationRecord] | list[SemanticRecord],
         classes: list[str],
         task: Task,
         transform: Any,
         name: str = "dataset",
         issues: dict[str, int] | None = None,
+        pixel_values: list[int] | None = None,
     ) -> None:
         self._records = records
         self._classes = list(classes)
@@ -64,6 +101,10 @@ class MapDataset(Dataset):
         self.transform = transform
         self.name = name
         self._issues = {key: count for key, count in (issues or {}).items() if count}
+        # Semantic masks store each class as its csv pixel value; this table maps values to class indices.
+        values = pixel_values if pixel_values is not None else list(range(min(len(self._classes), IGNORE_INDEX)))
+        self._class_of_value = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        self._class_of_value[values] = np.arange(len(values), dtype=np.uint8)
 
     @property
     def classes(self) -> list[str]:
@@ -95,12 +136,30 @@ class MapDataset(Dataset):
             image = load_image(record.path)
         except InvalidInputError as exc:
             raise DatasetError(f"cannot read image {record.path}: {exc}") from exc
-        if isinstance(record, DetectionRecord) and image.shape[:2] != (record.height, record.width):
+        if isinstance(record, DetectionRecord | SemanticRecord) and image.shape[:2] != (record.height, record.width):
             raise DatasetError(
                 f"image {record.path} is {image.shape[0]}x{image.shape[1]} (HxW) but its annotations say "
-                f"{record.height}x{record.width}: the boxes would not match"
+                f"{record.height}x{record.width}: the boxes or masks would not match"
             )
         return image
+
+    def semantic_ground_truth(self, index: int) -> np.ndarray:
+        """int64 [H,W] class indices at the original image size (IGNORE_INDEX = not scored), for evaluation."""
+        record = self._records[index]
+        if not isinstance(record, SemanticRecord):
+            raise DatasetError(f"semantic_ground_truth needs a semseg dataset, this one is {self._task.value}")
+        return self._semantic_mask(record).astype(np.int64)
+
+    def _semantic_mask(self, record: SemanticRecord) -> np.ndarray:
+        """uint8 [H,W] class indices of a record's mask PNG (palette PNGs give their palette indices)."""
+        try:
+            with Image.open(record.mask_path) as png:
+                values = np.asarray(png)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means the file is unusable
+            raise DatasetError(f"cannot read mask {record.mask_path}: {exc}") from exc
+        if values.ndim != 2 or values.dtype != np.uint8:
+            raise DatasetError(f"mask {record.mask_path} must be a single-channel 8-bit PNG")
+        return self._class_of_value[values]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self._records[index]
@@ -113,6 +172,15 @@ class MapDataset(Dataset):
                 "label": torch.tensor(record.label, dtype=torch.int64),
                 "image_id": record.image_id,
             }
+        if isinstance(record, SemanticRecord):
+            classes = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
+            out = self.transform({"image": pixels, "sem_seg": classes})
+            return {
+                "image": out["image"].as_subclass(torch.Tensor),
+                "sem_seg": out["sem_seg"].as_subclass(torch.Tensor).to(torch.int64),
+                "image_id": record.image_id,
+                "orig_size": (record.height, record.width),
+            }
         keep = ~record.crowd
         sample = {
             "image": pixels,
@@ -121,41 +189,62 @@ class MapDataset(Dataset):
             ),
             "labels": torch.from_numpy(record.labels[keep]),
         }
+        if self._task == Task.INSTANCE_SEGMENTATION:
+            stored = record.segmentations if record.segmentations is not None else [None] * len(keep)
+            segmentations = [seg for seg, kept in zip(stored, keep, strict=True) if kept]
+            if any(seg is None for seg in segmentations):
+                raise DatasetError(f"image {record.path} has objects without a segmentation: instseg needs masks")
+            masks = decode_segmentations(segmentations, record.height, record.width)
+            sample["masks"] = tv_tensors.Mask(torch.from_numpy(masks))  # SanitizeBoundingBoxes filters it too
         out = self.transform(sample)
-        return {
+        item = {
             "image": out["image"].as_subclass(torch.Tensor),
             "boxes": out["boxes"].as_subclass(torch.Tensor).to(torch.float32).reshape(-1, 4),
             "labels": out["labels"].to(torch.int64),
             "image_id": record.image_id,
             "orig_size": (record.height, record.width),
         }
+        if "masks" in out:
+            item["masks"] = out["masks"].as_subclass(torch.Tensor).to(torch.uint8)
+        return item
 
     def coco_ground_truth(self) -> dict[str, Any]:
         """COCO dict for COCOeval: category ids are the contiguous labels, boxes in original pixels.
 
         Annotation ids are renumbered from 1 because COCOeval treats id 0 as "no match".
         Crowd boxes are included with iscrowd=1 (COCOeval ignores detections matched to them).
+        Instance segmentation adds each `segmentation` as compressed RLE (str counts, original
+        pixels), and `area` is then the mask's pixel count, the area COCO's segm ranges use.
         """
-        if self._task != Task.DETECTION:
-            raise DatasetError(f"coco_ground_truth needs a detection dataset, this one is {self._task.value}")
+        if self._task not in (Task.DETECTION, Task.INSTANCE_SEGMENTATION):
+            raise DatasetError(
+                f"coco_ground_truth needs a detection or instseg dataset, this one is {self._task.value}"
+            )
+        with_masks = self._task == Task.INSTANCE_SEGMENTATION
         images, annotations = [], []
         for record in self._records:
             assert isinstance(record, DetectionRecord)
             images.append(
                 {"id": record.image_id, "width": record.width, "height": record.height, "file_name": record.path.name}
             )
-            for box, label, area, crowd in zip(record.boxes, record.labels, record.areas, record.crowd, strict=True):
+            segmentations = record.segmentations or [None] * len(record.labels)
+            for box, label, area, crowd, seg in zip(
+                record.boxes, record.labels, record.areas, record.crowd, segmentations, strict=True
+            ):
                 x0, y0, x1, y1 = (float(v) for v in box)
-                annotations.append(
-                    {
-                        "id": len(annotations) + 1,
-                        "image_id": record.image_id,
-                        "category_id": int(label),
-                        "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "area": float(area),
-                        "iscrowd": int(crowd),
-                    }
-                )
+                annotation = {
+                    "id": len(annotations) + 1,
+                    "image_id": record.image_id,
+                    "category_id": int(label),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": float(area),
+                    "iscrowd": int(crowd),
+                }
+                if with_masks and seg is not None:
+                    rle = segmentation_to_rle(seg, record.height, record.width)
+                    annotation["area"] = float(_mask_utils().area(rle))
+                    annotation["segmentation"] = {"size": [int(v) for v in rle["size"]], "counts": _str(rle["counts"])}
+                annotations.append(annotation)
         categories = [{"id": i, "name": name} for i, name in enumerate(self._classes)]
         return {"images": images, "annotations": annotations, "categories": categories}
 
@@ -202,12 +291,19 @@ class AutoDataset:
         split = _split_type(split)
         folder = self.split_dir(split)
         if self.layout == DatasetLayout.ROBOFLOW_COCO:
-            annotations = read_coco_split(self._coco_json(folder), split.value)
+            require_masks = self.task == Task.INSTANCE_SEGMENTATION
+            annotations = read_coco_split(self._coco_json(folder), split.value, require_segmentation=require_masks)
+        elif self.layout == DatasetLayout.ROBOFLOW_SEG:
+            annotations = read_seg_mask_split(folder, split.value)
         else:
             self._check_cls_folder(folder)
             annotations = read_cls_folder_split(folder, split.value)
         self._check_same_classes(split, annotations.classes)
-        transform = augs.build(train=split == DatasetSplitType.TRAIN, with_boxes=self.task == Task.DETECTION)
+        transform = augs.build(
+            train=split == DatasetSplitType.TRAIN,
+            with_boxes=self.task in (Task.DETECTION, Task.INSTANCE_SEGMENTATION),
+            mask_fill=IGNORE_INDEX if self.task == Task.SEMSEG else 0,
+        )
         return MapDataset(
             annotations.records,
             annotations.classes,
@@ -215,6 +311,7 @@ class AutoDataset:
             transform,
             name=f"{self.dataset_name}/{split.value}",
             issues=dict(annotations.issues),
+            pixel_values=annotations.pixel_values or None,
         )
 
     def _coco_json(self, folder: Path) -> Path:
@@ -247,6 +344,10 @@ class AutoDataset:
             )
 
 
+def _str(counts: str | bytes) -> str:
+    return counts.decode("ascii") if isinstance(counts, bytes) else counts
+
+
 def _split_type(split: DatasetSplitType | str) -> DatasetSplitType:
     if isinstance(split, DatasetSplitType):
         return split
@@ -267,9 +368,47 @@ def collate_detection(batch: list[dict[str, Any]]) -> tuple[torch.Tensor, list[d
     return images, targets
 
 
+def collate_segmentation(batch: list[dict[str, Any]]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Images [B,3,H,W] uint8 and one target dict per image, masks as uint8 [K,H,W] in both tasks.
+
+    Instance items keep {"boxes", "labels", "masks", "image_id", "orig_size"}. Semantic items become
+    one binary mask per class present (labels int64 [K], IGNORE_INDEX excluded) plus "sem_seg", so a
+    mask-classification loss treats both tasks alike.
+    """
+    images = torch.stack([item["image"] for item in batch])
+    targets = []
+    for item in batch:
+        if "sem_seg" in item:
+            sem_seg = item["sem_seg"]
+            labels = torch.unique(sem_seg)
+            labels = labels[labels != IGNORE_INDEX]
+            masks = (sem_seg[None] == labels[:, None, None]).to(torch.uint8)
+            targets.append(
+                {
+                    "labels": labels,
+                    "masks": masks,
+                    "sem_seg": sem_seg,
+                    "image_id": item["image_id"],
+                    "orig_size": item["orig_size"],
+                }
+            )
+        else:
+            targets.append({key: item[key] for key in ("boxes", "labels", "masks", "image_id", "orig_size")})
+    return images, targets
+
+
 def collate_classification(batch: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Images [B,3,H,W] uint8 and labels [B] int64."""
     return torch.stack([item["image"] for item in batch]), torch.stack([item["label"] for item in batch])
 
 
-__all__ = ["AutoDataset", "MapDataset", "collate_classification", "collate_detection"]
+__all__ = [
+    "IGNORE_INDEX",
+    "AutoDataset",
+    "MapDataset",
+    "collate_classification",
+    "collate_detection",
+    "collate_segmentation",
+    "decode_segmentations",
+    "segmentation_to_rle",
+]

