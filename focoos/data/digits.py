@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from focoos.data.errors import DatasetError
+from focoos.processing import mask_box
 
 DIGIT_SIZE = 28
 TRAIN_FRACTION = 0.8
@@ -180,9 +181,9 @@ def draw_digits(
         drawn.append((int(labels[index]), mask))
     objects: list[Digit] = []
     for digit, mask in drawn:
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        if rows.size:  # a digit drawn over entirely is no longer an object
-            objects.append(([int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1], digit, mask))
+        box = mask_box(mask)
+        if box is not None:  # a digit drawn over entirely is no longer an object
+            objects.append((list(box), digit, mask))
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8), objects
 
 
