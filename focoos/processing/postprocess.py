@@ -167,8 +167,9 @@ def postprocess_semantic(
     normalised over classes. Only the classes that win at least one pixel at the network's mask
     resolution are resized to the original image (a 1280x720 map of 150 classes would be ~550 MB),
     where the per-pixel argmax gives the label map. A class's score is its mean probability over
-    its pixels; classes at or under the threshold are dropped (their pixels stay unlabelled).
-    The masks are disjoint, so `masks.label_map` rebuilds the label map from the detections.
+    its pixels; classes at or under the threshold are dropped (their pixels stay unlabelled), so at
+    threshold 0 every pixel is labelled. The masks are disjoint: `masks.label_map` rebuilds the
+    label map from the detections.
     """
     threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
     _check_mask_outputs(logits, masks, original_hw)
@@ -182,8 +183,7 @@ def postprocess_semantic(
         candidates = []
         for i, cls in enumerate(present):
             region = winner == i
-            area = int(region.sum())
-            if area <= 1:
+            if not region.any():
                 continue
             score = float(scores_full[i][region].mean())
             if score > threshold:
