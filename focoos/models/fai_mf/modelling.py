@@ -1,9 +1,9 @@
 """FAI-MF: a MaskFormer (Mask2Former style) network for instance and semantic segmentation.
 
 backbone (STDC or timm, strides 4/8/16/32) -> FPN pixel decoder (mask features at stride 4, memory at
-strides 32/16/8) -> transformer decoder whose queries cross-attend one scale per layer, masked to
-the foreground their previous layer predicted (masked attention) -> per query class logits and a mask
-(query embedding . pixel features).
+strides 32/16/8) -> queries selected from the most object-like memory tokens -> transformer decoder
+whose queries cross-attend one scale per layer, masked to the foreground their previous layer
+predicted (masked attention) -> per query class logits and a mask (query embedding . pixel features).
 
 Attention is written with plain matmul/softmax and an additive finite mask so the graph exports
 to ONNX (opset >= 17) and TorchScript without custom ops, at any batch and input size.
@@ -127,12 +127,22 @@ class MaskedDecoder(nn.Module):
         dropout: float, levels: int = 3,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.dim, self.heads, self.levels = dim, heads, levels
-        self.query_feat = nn.Embedding(num_queries, dim)
-        self.query_pos = nn.Embedding(num_queries, dim)
+        self.dim, self.heads, self.levels, self.num_queries = dim, heads, levels, num_queries
         self.level_embed = nn.Embedding(levels, dim)
         self.layers = nn.ModuleList(QueryLayer(dim, heads, ffn, dropout) for _ in range(num_layers))
         self.predictor = MaskPredictor(dim, mask_dim, num_classes)
+
+    def select_queries(self, tokens: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Queries start at the Q memory tokens the class head finds most object-like (Mask DINO style).
+
+        Learned queries must find objects from nothing and converge slowly; starting at confident
+        tokens gives every query content and a position from the first layer. The initial prediction
+        from these tokens gets the set loss, which trains the head that ranks them.
+        """
+        scores = self.predictor.class_head(self.predictor.norm(tokens)).softmax(-1)[..., :-1].amax(-1)  # [B, N]
+        k = min(self.num_queries, tokens.shape[1])
+        index = scores.topk(k, dim=1).indices.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])  # [B, Q, D]
+        return tokens.gather(1, index), positions.gather(1, index)
 
     def forward(self, memories: list[Tensor], mask_features: Tensor) -> list[tuple[Tensor, Tensor]]:
         batch = mask_features.shape[0]
@@ -142,8 +152,7 @@ class MaskedDecoder(nn.Module):
             tokens.append(memory.flatten(2).transpose(1, 2))  # [B, h*w, D]
             positions.append(sincos_pos_embed(h, w, self.dim, memory) + self.level_embed.weight[level])
             sizes.append(memory.shape[-2:])
-        x = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)  # [B, Q, D]
-        pos = self.query_pos.weight.unsqueeze(0).expand(batch, -1, -1)
+        x, pos = self.select_queries(torch.cat(tokens, 1), torch.cat(positions, 1).expand(batch, -1, -1))
         predictions = [self.predictor(x, mask_features)]
         for i, layer in enumerate(self.layers):
             level = i % self.levels
