@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output-dir", type=Path, default=ROOT / "runs")
     parser.add_argument("--init-weights", type=Path, default=None, help="start from these weights instead")
+    parser.add_argument("--init-note", default=None, help="what --init-weights are, for the model description")
     parser.add_argument("--no-install", action="store_true", help="do not write into focoos/registry")
     args = parser.parse_args()
     task = Task(args.task)
@@ -112,10 +113,12 @@ def main() -> None:
         DatasetSplitType.TRAIN,
     )
     val = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION), DatasetSplitType.VAL)
+    description = recipe["description"]
+    if args.init_weights:
+        description += f" Training continued from {args.init_weights.name} ({args.init_note or 'a previous run'})."
     info = ModelInfo(
         name=recipe["name"], model_family=recipe["family"], task=task, classes=train.classes, im_size=RESOLUTION,
-        config={**recipe["config"], **MEAN_STD, "num_classes": len(train.classes)},
-        description=recipe["description"],
+        config={**recipe["config"], **MEAN_STD, "num_classes": len(train.classes)}, description=description,
     )  # fmt: skip
     torch.manual_seed(0)
     with warnings.catch_warnings():
