@@ -71,9 +71,9 @@ def test_hub_reference_says_what_is_missing():
 
 
 def test_family_not_implemented_yet():
-    info = ModelInfo(name="mf", model_family="fai_mf", task="instseg", classes=["a"], im_size=64)
-    with pytest.raises(UnsupportedFamilyError, match="fai_mf"):
-        ModelManager.get("mf", model_info=info)
+    info = ModelInfo(name="pose", model_family="rtmo", task="keypoint", classes=["person"], im_size=64)
+    with pytest.raises(UnsupportedFamilyError, match="rtmo"):
+        ModelManager.get("pose", model_info=info)
 
 
 def test_override_that_breaks_consistency_is_a_model_info_error():
