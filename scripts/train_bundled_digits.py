@@ -13,19 +13,15 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
-import torch
-from focoos.training.bundle import install_in_registry
+from focoos.training.bundle import install_in_registry, untrained_model
 
 from focoos import (
     DatasetLayout,
     DatasetSplitType,
     ModelFamily,
     ModelInfo,
-    ModelManager,
-    NoWeightsWarning,
     Task,
     TrainerArgs,
 )
@@ -100,10 +96,7 @@ def main() -> None:
         config={**CONFIG, "num_classes": len(train.classes)},
         description="Detects handwritten digits 0-9 (MNIST) on textured canvases; trained here from scratch.",
     )
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoWeightsWarning)
-        model = ModelManager.get(NAME, model_info=info, device="cpu")
+    model = untrained_model(info)
     trainer_args = TrainerArgs(
         run_name=args.run_name,
         output_dir=str(args.output_dir),

@@ -11,20 +11,16 @@ JSON into focoos/registry/ (unless --no-install).
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
 import cv2
-import torch
-from focoos.training.bundle import install_in_registry
+from focoos.training.bundle import install_in_registry, untrained_model
 
 from focoos import (
     DatasetLayout,
     DatasetSplitType,
     ModelFamily,
     ModelInfo,
-    ModelManager,
-    NoWeightsWarning,
     Task,
     TrainerArgs,
 )
@@ -83,10 +79,7 @@ def main() -> None:
         config={**CONFIG, "num_classes": len(train.classes)},
         description="Classifies a handwritten digit 0-9 (MNIST, one per image); trained here from scratch.",
     )
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoWeightsWarning)
-        model = ModelManager.get(NAME, model_info=info, device="cpu")
+    model = untrained_model(info)
     trainer_args = TrainerArgs(
         run_name=args.run_name,
         output_dir=str(args.output_dir),

@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import torch
-from focoos.training.bundle import install_in_registry
+from focoos.training.bundle import install_in_registry, untrained_model
 
 from focoos import (
     DatasetLayout,
@@ -28,7 +27,6 @@ from focoos import (
     ModelFamily,
     ModelInfo,
     ModelManager,
-    NoWeightsWarning,
     Task,
     TrainerArgs,
 )
@@ -77,9 +75,7 @@ def prepare_data(out: Path, train_images: int, val_images: int) -> None:
 
 def init_backbone_from_detector(network: torch.nn.Module, prefix: str) -> int:
     """Copy fai-detr-n-digits' backbone (same timm model) into `network`; returns the tensors copied."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoWeightsWarning)
-        detector = ModelManager.get("fai-detr-n-digits", device="cpu").model.state_dict()
+    detector = ModelManager.get("fai-detr-n-digits", device="cpu").model.state_dict()
     source = {k.removeprefix("backbone.body."): v for k, v in detector.items() if k.startswith("backbone.body.")}
     target = network.state_dict()
     copied = {prefix + k: v.float() for k, v in source.items() if target.get(prefix + k, v).shape == v.shape}
@@ -120,10 +116,7 @@ def main() -> None:
         name=recipe["name"], model_family=recipe["family"], task=task, classes=train.classes, im_size=RESOLUTION,
         config={**recipe["config"], **MEAN_STD, "num_classes": len(train.classes)}, description=description,
     )  # fmt: skip
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoWeightsWarning)
-        model = ModelManager.get(info.name, model_info=info, device="cpu")
+    model = untrained_model(info)
     if args.init_weights:
         load_weights(model.model, args.init_weights)
     else:

@@ -8,11 +8,23 @@ from typing import TYPE_CHECKING
 import torch
 
 from focoos.model_registry import REGISTRY_DIR
-from focoos.ports import TrainerArgs
+from focoos.ports import ModelInfo, TrainerArgs
 from focoos.weights import sha256_of
 
 if TYPE_CHECKING:
     from focoos.focoos_model import FocoosModel
+
+
+def untrained_model(info: ModelInfo, seed: int = 0) -> FocoosModel:
+    """The network of `info` with seeded random weights, built on purpose (so without NoWeightsWarning)."""
+    import warnings
+
+    from focoos.model_manager import ModelManager, NoWeightsWarning
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoWeightsWarning)
+        return ModelManager.get(info.name, model_info=info, device="cpu")
 
 
 def install_in_registry(

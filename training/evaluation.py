@@ -37,7 +37,7 @@ def _network_outputs(network: torch.nn.Module, images: list[np.ndarray], info: M
 
 def _coco_results(image_id: int, result: DetectionArrays, image_hw: tuple[int, int]) -> list[dict]:
     """COCO result entries of one image: bbox always, the mask as compressed RLE when there is one."""
-    from pycocotools import mask as mask_utils
+    from focoos.data import mask_to_rle
 
     entries = []
     for i, (box, score, cls) in enumerate(zip(result.boxes, result.scores, result.classes, strict=True)):
@@ -45,9 +45,7 @@ def _coco_results(image_id: int, result: DetectionArrays, image_hw: tuple[int, i
         entry = {"image_id": image_id, "category_id": int(cls), "bbox": [x1, y1, x2 - x1, y2 - y1],
                  "score": float(score)}
         if result.masks is not None:
-            full = paste_mask(decode_mask(result.masks[i]), box, image_hw)
-            rle = mask_utils.encode(np.asfortranarray(full.astype(np.uint8)))
-            entry["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+            entry["segmentation"] = mask_to_rle(paste_mask(decode_mask(result.masks[i]), box, image_hw))
         entries.append(entry)
     return entries
 

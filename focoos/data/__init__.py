@@ -10,6 +10,7 @@ from focoos.data.coco_eval import (
     coco_detection_metrics,
     coco_instance_metrics,
     confusion_matrix,
+    mask_to_rle,
     semantic_metrics,
 )
 from focoos.data.datasets import (
@@ -39,6 +40,7 @@ __all__ = [
     "collate_detection",
     "collate_segmentation",
     "confusion_matrix",
+    "mask_to_rle",
     "decode_segmentations",
     "read_seg_mask_split",
     "segmentation_to_rle",

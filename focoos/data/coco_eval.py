@@ -119,6 +119,17 @@ def _no_prediction_metrics(ground_truth: dict[str, Any], keys: tuple[str, ...] =
     return metrics
 
 
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """Compressed COCO RLE of a bool [H, W] mask, counts as str so it can go into JSON."""
+    try:
+        from pycocotools import mask as mask_utils
+    except ImportError as exc:
+        raise DatasetError("pycocotools is needed for COCO masks: pip install 'focoos[training]'") from exc
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore: int = 255) -> np.ndarray:
     """int64 [C, C] pixel counts, rows = ground-truth class, columns = predicted class.
 
@@ -177,5 +188,6 @@ __all__ = [
     "coco_detection_metrics",
     "coco_instance_metrics",
     "confusion_matrix",
+    "mask_to_rle",
     "semantic_metrics",
 ]

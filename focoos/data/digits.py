@@ -22,11 +22,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
+from focoos.data.coco_eval import mask_to_rle
 from focoos.data.errors import DatasetError
 from focoos.processing import mask_box
 
@@ -199,17 +199,6 @@ def make_canvas(
     """One RGB uint8 canvas and its (xyxy box, digit class) list (draw_digits without the masks)."""
     canvas, objects = draw_digits(rng, digits, labels, pool, size, num_digits, scale)
     return canvas, [(box, digit) for box, digit, _ in objects]
-
-
-def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
-    """Compressed COCO RLE of a bool [H, W] mask, counts as str so it can go into JSON."""
-    try:
-        from pycocotools import mask as mask_utils
-    except ImportError as exc:
-        raise DatasetError("pycocotools is needed to write the digit masks: pip install 'focoos[training]'") from exc
-
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def semantic_mask(objects: list[Digit], size: int) -> np.ndarray:
