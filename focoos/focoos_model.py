@@ -14,6 +14,7 @@ from focoos.infer.infer_model import InferModel
 from focoos.infer.pipeline import InferencePipeline
 from focoos.ports import FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
 from focoos.settings import exports_dir
+from focoos.weights import save_checkpoint
 
 
 def resolve_device(device: str) -> torch.device:
@@ -169,7 +170,7 @@ class FocoosModel:
         """Write model_info.json and model_final.pth: a folder `ModelManager.get` loads."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(self.model.state_dict(), folder / "model_final.pth")
+        save_checkpoint(self.model, folder / "model_final.pth")
         self.model_info.dump_json(folder / "model_info.json")
         return folder
 

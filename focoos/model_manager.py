@@ -16,7 +16,7 @@ from focoos.errors import FocoosError, ModelInfoError, ModelNotFoundError
 from focoos.model_registry import ModelRegistry
 from focoos.models import build_network, check_supported
 from focoos.ports import ModelInfo
-from focoos.weights import load_weights, resolve_weights
+from focoos.weights import WeightsUnreachableError, load_weights, resolve_weights
 
 if TYPE_CHECKING:
     from focoos.focoos_model import FocoosModel
@@ -31,6 +31,9 @@ class NoWeightsWarning(UserWarning):
     """The model was built with random weights."""
 
 
+_WARNED_UNREACHABLE: set[str] = set()  # weights URLs already reported in this process
+
+
 @dataclass(frozen=True)
 class Source:
     """What a strategy resolved: the model info, and a folder that relative weight paths start from."""
@@ -38,6 +41,7 @@ class Source:
     info: ModelInfo
     weights_path: Path | None = None
     base_dir: Path | None = None
+    remote_fallback: bool = False  # registry names: unreachable weights -> warn once, random weights
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ def _from_local_dir(name: str, info: ModelInfo | None) -> Source:
 
 
 def _from_registry(name: str, info: ModelInfo | None) -> Source:
-    return Source(ModelRegistry.get_model_info(name), None, ModelRegistry.registry_dir)
+    return Source(ModelRegistry.get_model_info(name), None, ModelRegistry.registry_dir, remote_fallback=True)
 
 
 def _from_hub(name: str, info: ModelInfo | None) -> Source:
@@ -123,7 +127,21 @@ def _build(info: ModelInfo, source: Source, device: str) -> FocoosModel:
     network = build_network(info)
     weights = source.weights_path
     if weights is None and info.weights_uri:
-        weights = resolve_weights(info.weights_uri, info.weights_sha256, source.base_dir)
+        try:
+            weights = resolve_weights(info.weights_uri, info.weights_sha256, source.base_dir)
+        except WeightsUnreachableError as exc:
+            if not source.remote_fallback:
+                raise
+            if info.weights_uri not in _WARNED_UNREACHABLE:
+                _WARNED_UNREACHABLE.add(info.weights_uri)
+                warnings.warn(
+                    f"{info.name}: pretrained weights at {info.weights_uri} are unreachable ({exc}); built with "
+                    f"RANDOM weights. Download that file and pass weights_uri='path/to/model_final.pth', or "
+                    f"retry online (weights are cached in FOCOOS_CACHE_DIR).",
+                    NoWeightsWarning,
+                    stacklevel=3,
+                )
+            return FocoosModel(network, info, device=device)
     if weights is not None:
         load_weights(network, weights)
     else:

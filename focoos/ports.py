@@ -177,7 +177,7 @@ class ModelInfo(BaseModel):
     weights_uri: str | None = None
     weights_sha256: str | None = None
     val_dataset: str | None = None
-    val_metrics: dict[str, float] | None = None
+    val_metrics: dict[str, Any] | None = None
     focoos_version: str | None = None
     latency: list[LatencyMetrics] | None = None
     training_info: dict[str, Any] | None = None

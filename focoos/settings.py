@@ -14,3 +14,8 @@ def cache_dir() -> Path:
 def exports_dir() -> Path:
     """Default parent of `FocoosModel.export` outputs: FOCOOS_EXPORTS_DIR, else <cache>/exports."""
     return Path(os.environ.get("FOCOOS_EXPORTS_DIR", cache_dir() / "exports")).expanduser()
+
+
+def offline() -> bool:
+    """FOCOOS_OFFLINE=1: never reach the network for weights (registry names then build random weights)."""
+    return os.environ.get("FOCOOS_OFFLINE", "").strip().lower() in ("1", "true", "yes")

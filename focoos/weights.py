@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,14 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from focoos.errors import WeightsError
-from focoos.settings import cache_dir
+from focoos.settings import cache_dir, offline
 
 DOWNLOAD_TIMEOUT_S = 60.0
 _CHUNK_BYTES = 1 << 20
+
+
+class WeightsUnreachableError(WeightsError):
+    """A remote weights file could not be reached (no network, DNS, refused, offline mode)."""
 
 
 def sha256_of(path: Path) -> str:
@@ -46,8 +51,10 @@ def _download(url: str, target: Path, expected_sha256: str | None) -> Path:
         _check_sha256(tmp, expected_sha256, url)
         tmp.replace(target)
         return target
-    except OSError as exc:
-        raise WeightsError(f"cannot download weights from {url}: {exc}") from exc
+    except urllib.error.HTTPError as exc:
+        raise WeightsError(f"cannot download weights from {url}: HTTP {exc.code} {exc.reason}") from exc
+    except OSError as exc:  # URLError, timeouts, resets: the server was not reached or dropped us
+        raise WeightsUnreachableError(f"cannot download weights from {url}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -67,6 +74,8 @@ def resolve_weights(uri: str, sha256: str | None = None, base_dir: Path | None =
                 return target
             except WeightsError:
                 target.unlink()
+        if offline():
+            raise WeightsUnreachableError(f"FOCOOS_OFFLINE is set: not downloading {uri}")
         return _download(uri, target, sha256)
     if uri.startswith("hub://"):
         raise WeightsError(f"{uri}: hub:// weights need the Focoos hub integration, which this version lacks")
@@ -76,6 +85,15 @@ def resolve_weights(uri: str, sha256: str | None = None, base_dir: Path | None =
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     _check_sha256(path, sha256, str(path))
+    return path
+
+
+def save_checkpoint(network: Any, path: Path) -> Path:
+    """Write Focoos' model_final.pth form, {"model": state_dict}, which Focoos' trainer writes too."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": network.state_dict()}, path)
     return path
 
 

@@ -14,6 +14,7 @@ import torch
 from focoos.errors import FocoosError
 from focoos.models import build_network
 from focoos.ports import ModelInfo, TrainerArgs
+from focoos.weights import load_weights
 
 if TYPE_CHECKING:
     from focoos.focoos_model import FocoosModel
@@ -47,7 +48,6 @@ def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any 
         raise FocoosError(f"{model.name} does {model.task.value}, the training data is {data_train.task.value}")
     network, info = _adapt_to_dataset(model, list(data_train.classes))
     if args.init_checkpoint:
-        from focoos.weights import load_weights
 
         load_weights(network, Path(args.init_checkpoint))
     output_dir = Path(args.output_dir) / args.run_name
@@ -69,6 +69,6 @@ def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any 
         logger.removeHandler(handler)
         handler.close()
     info = ModelInfo.from_json(output_dir / "model_info.json")
-    network.load_state_dict(torch.load(output_dir / FINAL_WEIGHTS, map_location="cpu", weights_only=True))
+    load_weights(network, output_dir / FINAL_WEIGHTS)
     model.replace_network(network, info)
     return info

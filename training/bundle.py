@@ -34,7 +34,7 @@ def install_in_registry(
     weights = registry_dir / "weights" / f"{model.name}.pth"
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.model.state_dict().items()}
-    torch.save(state, weights)
+    torch.save({"model": state}, weights)
     info = model.model_info.model_copy(
         update={
             "weights_uri": f"weights/{weights.name}",

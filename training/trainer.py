@@ -337,7 +337,7 @@ class Trainer:
 
     def write_outputs(self, metrics: dict[str, float] | None, dataset_name: str | None) -> ModelInfo:
         """model_final.pth + model_info.json (classes, config, metrics, training args)."""
-        torch.save(self.final_state_dict(), self.output_dir / FINAL_WEIGHTS)
+        torch.save({"model": self.final_state_dict()}, self.output_dir / FINAL_WEIGHTS)  # Focoos' form
         best_metrics = metrics
         evals = [h for h in self.history if PRIMARY_METRIC[self.info.task] in h]
         if evals:
