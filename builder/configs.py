@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from focoos.ports import ModelInfo, RuntimeType, Task
+from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 from focoos.processing.transport import (
     BOX_TASKS,
     BOXES,
@@ -26,6 +28,8 @@ from focoos.processing.transport import (
     ORIGINAL_HW,
     SCORES,
 )
+
+NETWORK_INPUT_TYPE = {"float32": mc.TYPE_FP32, "uint8": mc.TYPE_UINT8}[np.dtype(NETWORK_INPUT_DTYPE).name]
 
 # Keys the onnxruntime backend accepts for its TensorRT accelerator (it rejects others only at load time).
 TENSORRT_PARAMETER_KEYS = frozenset(
@@ -120,7 +124,7 @@ def preprocess_config(names: StepNames, info: ModelInfo, max_batch_size: int, in
         max_batch_size=max_batch_size,
         input=[mc.ModelInput(**t) for t in inputs],
         output=[
-            mc.ModelOutput(**_tensor(NETWORK_INPUT, mc.TYPE_UINT8, [3, height, width])),
+            mc.ModelOutput(**_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, [3, height, width])),
             mc.ModelOutput(**_tensor(ORIGINAL_HW, mc.TYPE_INT32, [2])),
         ],
         instance_group=python_instances(instances),
@@ -167,7 +171,7 @@ def network_config(
     config = mc.ModelConfig(
         name=names.network,
         max_batch_size=max_batch_size,
-        input=[mc.ModelInput(**_tensor(input_name, mc.TYPE_UINT8, [3, height, width]))],
+        input=[mc.ModelInput(**_tensor(input_name, NETWORK_INPUT_TYPE, [3, height, width]))],
         output=[
             mc.ModelOutput(**_tensor(o, mc.TYPE_FP32, output_dims(info, n)))
             for o, n in zip(outputs, output_names, strict=True)
@@ -180,7 +184,7 @@ def network_config(
             mc.ModelWarmup(
                 name="random_sample",
                 batch_size=1,
-                inputs={input_name: mc.ModelWarmup.Input(data_type=mc.TYPE_UINT8, dims=[3, height, width],
+                inputs={input_name: mc.ModelWarmup.Input(data_type=NETWORK_INPUT_TYPE, dims=[3, height, width],
                                                          random_data=True)},
             )
         ],

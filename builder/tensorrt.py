@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from focoos.errors import RuntimeUnavailableError
+from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 
 from .configs import parse_pbtxt
 
@@ -59,5 +60,5 @@ def prebuild_engine_cache(repository: str | Path, name: str, cache_dir: str | Pa
     input_name = session.get_inputs()[0].name
     channels_hw = [int(d) for d in config.input[0].dims]
     for batch in sorted({1, config.max_batch_size}):
-        session.run(None, {input_name: np.zeros((batch, *channels_hw), dtype=np.uint8)})
+        session.run(None, {input_name: np.zeros((batch, *channels_hw), dtype=NETWORK_INPUT_DTYPE)})
     return cache

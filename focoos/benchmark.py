@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from focoos.ports import LatencyMetrics
+from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 
 
 def measure_latency(
@@ -32,5 +33,6 @@ def measure_latency(
 
 
 def random_batch(size_hw: tuple[int, int], batch: int = 1, seed: int = 0) -> np.ndarray:
-    """A uint8 NCHW batch of noise: the network's real input type."""
-    return np.random.default_rng(seed).integers(0, 256, (batch, 3, *size_hw), dtype=np.uint8)
+    """An NCHW batch of pixel noise in the network's real input type."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (batch, 3, *size_hw), dtype=np.uint8)
+    return pixels.astype(NETWORK_INPUT_DTYPE)

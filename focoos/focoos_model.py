@@ -11,7 +11,7 @@ import torch
 from focoos.benchmark import measure_latency, random_batch
 from focoos.infer.export import export_network
 from focoos.infer.infer_model import InferModel
-from focoos.infer.pipeline import InferencePipeline
+from focoos.infer.pipeline import InferencePipeline, check_infer_options
 from focoos.ports import FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
 from focoos.settings import exports_dir
 from focoos.weights import save_checkpoint
@@ -40,7 +40,9 @@ class FocoosModel:
         target = resolve_device(device) if device is not None else self.device
         self.model = model.to(target).eval()
         self.model_info = model_info
-        self._pipeline = InferencePipeline(model_info, self._run_network)
+        # Focoos' eager segmentation runs each image at its own size; other tasks resize to im_size.
+        native = model_info.task in (Task.SEMSEG, Task.INSTANCE_SEGMENTATION)
+        self._pipeline = InferencePipeline(model_info, self._run_network, native_size=native)
 
     # -- properties users know from Focoos
     @property
@@ -91,11 +93,13 @@ class FocoosModel:
             threshold: minimum score in [0, 1].
             annotate: also draw the detections into `FocoosDetections.image` (RGB numpy).
             top_k: keyword-only, the most detections per image (default from the config).
+            image_size: keyword-only, run the network at this size (int or (h, w)); default im_size,
+                or each image's own size for segmentation (as Focoos does).
 
         Returns:
             FocoosDetections for one image, a list of them for a list; boxes xyxy in original pixels.
         """
-        return self._pipeline(image, threshold=threshold, annotate=annotate, top_k=kwargs.get("top_k"))
+        return self._pipeline(image, threshold=threshold, annotate=annotate, **check_infer_options(kwargs))
 
     __call__ = infer
 
@@ -113,7 +117,7 @@ class FocoosModel:
     ) -> InferModel:
         """Export the network (no pre/postprocessing) and return an InferModel running it.
 
-        ONNX graphs take `images` uint8 NCHW and normalise inside; outputs keep the eager names.
+        ONNX graphs take `images` float32 NCHW raw pixels (0..255) and normalise inside; outputs keep the eager names.
         `simplify_onnx` is accepted for compatibility: constant folding is always applied.
         """
         runtime_type = RuntimeType(runtime_type)

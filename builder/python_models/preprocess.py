@@ -1,4 +1,4 @@
-"""Preprocess step: encoded bytes or raw pixels -> the network's uint8 NCHW batch and the original sizes."""
+"""Preprocess step: encoded bytes or raw pixels -> the network's float32 NCHW batch and the original sizes."""
 
 import os
 import sys

@@ -14,8 +14,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from focoos.errors import ExportError
 from focoos.ports import ModelInfo, RuntimeType
+from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 
 INPUT_NAME = "images"
 EXPORT_META = "export.json"
@@ -77,7 +80,7 @@ def export_network(
         info = ModelInfo.validated("export image_size", **{**info.model_dump(), "im_size": image_size})
     output_names = list(network.output_names)
     height, width = info.input_hw
-    example = torch.zeros((1, 3, height, width), dtype=torch.uint8, device=device)
+    example = torch.from_numpy(np.zeros((1, 3, height, width), dtype=NETWORK_INPUT_DTYPE)).to(device)
     network = network.to(device).eval()
     filename = "model.torchscript" if runtime_type == RuntimeType.TORCHSCRIPT_32 else "model.onnx"
 
@@ -93,7 +96,7 @@ def export_network(
             "runtime_type": runtime_type.value,
             "file": filename,
             "input_name": INPUT_NAME,
-            "input_dtype": "uint8",
+            "input_dtype": np.dtype(NETWORK_INPUT_DTYPE).name,
             "output_names": output_names,
             "onnx_opset": onnx_opset if runtime_type.is_onnx else None,
             "dynamic_axes": dynamic_axes,

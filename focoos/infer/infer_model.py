@@ -9,7 +9,7 @@ from typing import Any
 from focoos.benchmark import measure_latency, random_batch
 from focoos.errors import ExportError, ModelInfoError
 from focoos.infer.export import EXPORT_META
-from focoos.infer.pipeline import InferencePipeline
+from focoos.infer.pipeline import InferencePipeline, check_infer_options
 from focoos.infer.runtimes import load_runtime
 from focoos.ports import FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, to_hw
 
@@ -58,7 +58,7 @@ class InferModel:
         self, image: Any, threshold: float = 0.5, annotate: bool = False, **kwargs: Any
     ) -> FocoosDetections | list[FocoosDetections]:
         """Same contract as FocoosModel.infer."""
-        return self._pipeline(image, threshold=threshold, annotate=annotate, top_k=kwargs.get("top_k"))
+        return self._pipeline(image, threshold=threshold, annotate=annotate, **check_infer_options(kwargs))
 
     __call__ = infer
 

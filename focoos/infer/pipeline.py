@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from focoos.ports import FocoosDet, FocoosDetections, InferLatency, ModelInfo, Task
+from focoos.ports import FocoosDet, FocoosDetections, InferLatency, ModelInfo, Task, to_hw
 from focoos.processing import (
     DetectionArrays,
     annotate_image,
@@ -25,6 +25,7 @@ from focoos.processing import (
 from focoos.processing.postprocess import MASK_THRESHOLD, TASK_TOP_K
 
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+INFER_OPTIONS = ("top_k", "image_size")  # keyword options of infer() beyond image, threshold, annotate
 
 
 def _ms_since(start: float) -> float:
@@ -60,23 +61,56 @@ def to_focoos_detections(result: DetectionArrays, classes: list[str]) -> FocoosD
     return FocoosDetections(detections=dets)
 
 
-class InferencePipeline:
-    """Runs a network callable (uint8 NCHW batch -> named numpy outputs) with shared processing."""
+def check_infer_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Misspelt infer() options are errors, not silently ignored."""
+    unknown = sorted(set(options) - set(INFER_OPTIONS))
+    if unknown:
+        raise TypeError(f"infer() got unknown option(s) {', '.join(unknown)}; valid: {', '.join(INFER_OPTIONS)}")
+    return options
 
-    def __init__(self, info: ModelInfo, run_network: NetworkFn) -> None:
+
+class InferencePipeline:
+    """Runs a network callable (float32 NCHW pixel batch -> named numpy outputs) with shared processing.
+
+    native_size: without an explicit image_size, run each image at its own size (Focoos' eager
+    segmentation does); otherwise resize to the model's im_size (what a fixed exported graph takes).
+    """
+
+    def __init__(self, info: ModelInfo, run_network: NetworkFn, native_size: bool = False) -> None:
         self.info = info
         self.run_network = run_network
+        self.native_size = native_size
 
     def __call__(
-        self, images: Any, threshold: float = 0.5, annotate: bool = False, top_k: int | None = None
+        self,
+        images: Any,
+        threshold: float = 0.5,
+        annotate: bool = False,
+        top_k: int | None = None,
+        image_size: int | tuple[int, int] | None = None,
     ) -> FocoosDetections | list[FocoosDetections]:
         threshold = validate_threshold(threshold)
         start = time.perf_counter()
         loaded, is_batch = load_images(images)
-        latency = InferLatency(imload=_ms_since(start))
+        imload = _ms_since(start)
+        if image_size is not None:
+            size_hw: tuple[int, int] | None = to_hw(image_size)
+        else:
+            size_hw = None if self.native_size else self.info.input_hw
+        mixed_sizes = size_hw is None and len({im.shape[:2] for im in loaded}) > 1
+        groups = [[im] for im in loaded] if mixed_sizes else [loaded]  # one batch needs one size
+        detections = [d for group in groups for d in self._run(group, size_hw, threshold, annotate, top_k)]
+        for det in detections:
+            det.latency.imload = imload
+        return detections if is_batch else detections[0]
 
+    def _run(
+        self, loaded: list[np.ndarray], size_hw: tuple[int, int] | None, threshold: float, annotate: bool,
+        top_k: int | None,
+    ) -> list[FocoosDetections]:
+        latency = InferLatency()
         start = time.perf_counter()
-        batch = preprocess_images(loaded, self.info.input_hw)
+        batch = preprocess_images(loaded, size_hw)
         latency.preprocess = _ms_since(start)
 
         start = time.perf_counter()
@@ -97,5 +131,5 @@ class InferencePipeline:
                 )
             latency.annotate = _ms_since(start)
         for det in detections:
-            det.latency = latency
-        return detections if is_batch else detections[0]
+            det.latency = latency.model_copy()
+        return detections

@@ -7,24 +7,35 @@ import numpy as np
 
 from .errors import InvalidInputError
 
+# The network takes raw 0..255 RGB pixels as float32 (Focoos' input contract): bilinear resizing in
+# float gives Focoos' exact input, which rounding to uint8 would shift by up to half a grey level.
+NETWORK_INPUT_DTYPE = np.float32
+
 
 def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize straight to (height, width), no letterbox, bilinear (the Focoos convention)."""
+    """Resize straight to (height, width) in float32, no letterbox, bilinear without antialiasing:
+    the same values as Focoos' torch interpolate(mode="bilinear", align_corners=False)."""
     height, width = size_hw
+    pixels = image.astype(NETWORK_INPUT_DTYPE)
     if image.shape[:2] == (height, width):
-        return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        return pixels
+    return cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def preprocess_images(images: list[np.ndarray], size_hw: tuple[int, int]) -> np.ndarray:
-    """RGB uint8 HWC images -> one uint8 NCHW batch at size_hw.
+def preprocess_images(images: list[np.ndarray], size_hw: tuple[int, int] | None) -> np.ndarray:
+    """RGB uint8 HWC images -> one float32 NCHW batch of raw pixels at size_hw.
 
-    The exported graphs take uint8 and normalise inside: a quarter of the bytes of float32
-    between the Triton steps, and one place that knows mean and std.
+    size_hw None keeps the images' own size (Focoos' eager segmentation); they must then agree.
+    The graphs normalise inside, so mean and std live in one place.
     """
     if not images:
         raise InvalidInputError("no images to preprocess")
-    batch = np.empty((len(images), 3, size_hw[0], size_hw[1]), dtype=np.uint8)
+    if size_hw is None:
+        sizes = {image.shape[:2] for image in images}
+        if len(sizes) != 1:
+            raise InvalidInputError(f"images of different sizes {sorted(sizes)} cannot share a batch at their own size")
+        size_hw = images[0].shape[:2]
+    batch = np.empty((len(images), 3, size_hw[0], size_hw[1]), dtype=NETWORK_INPUT_DTYPE)
     for i, image in enumerate(images):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InvalidInputError(
