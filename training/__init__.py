@@ -48,7 +48,6 @@ def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any 
         raise FocoosError(f"{model.name} does {model.task.value}, the training data is {data_train.task.value}")
     network, info = _adapt_to_dataset(model, list(data_train.classes))
     if args.init_checkpoint:
-
         load_weights(network, Path(args.init_checkpoint))
     output_dir = Path(args.output_dir) / args.run_name
     output_dir.mkdir(parents=True, exist_ok=True)
