@@ -26,6 +26,14 @@ def manifest(name: str) -> dict[str, Any]:
     return json.loads((REFERENCE_DIR / "manifests" / f"{name}.json").read_text())
 
 
+def supported(names: list[str]) -> list[str]:
+    """The names whose family this package implements (RTMO comes with the keypoint task)."""
+    from focoos.models import FAMILY_MODULES
+    from focoos.ports import ModelFamily
+
+    return [n for n in names if ModelFamily(manifest(n)["model_info"]["model_family"]) in FAMILY_MODULES]
+
+
 def probe_image(index: int) -> Path:
     return REFERENCE_DIR / "images" / PROBE_IMAGES[index]
 
