@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import numpy as np
 import pytest
 
 from focoos import ModelFamily, ModelInfo, ModelManager, NoWeightsWarning, Task
+
+# Registry names carry Focoos' weights URLs: tests never reach for them (they build random weights).
+os.environ.setdefault("FOCOOS_OFFLINE", "1")
 
 SMALL_DETR_CONFIG = {
     "backbone": "stdc1",

@@ -96,7 +96,8 @@ def param_groups(network: nn.Module, args: TrainerArgs) -> list[dict]:
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in network.named_parameters():
         if param.requires_grad:
-            groups.setdefault((name.startswith("backbone"), param.ndim <= 1), []).append(param)
+            in_backbone = "backbone" in name.split(".")  # Focoos nests it: pixel_decoder.backbone.*
+            groups.setdefault((in_backbone, param.ndim <= 1), []).append(param)
     out = []
     for (backbone, no_decay), params in groups.items():
         multiplier = args.backbone_multiplier if backbone else 1.0
