@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from focoos.errors import FocoosError
 from focoos.infer.export import export_network
+from focoos.infer.pipeline import default_top_k
 from focoos.ports import ModelInfo, RuntimeType
 from focoos.processing import validate_threshold
 
@@ -112,7 +113,7 @@ class RepositoryBuilder:
         threshold = validate_threshold(threshold)
         info = model.model_info
         names = StepNames(name or info.name)
-        top_k = top_k or int(info.config.get("top_k", 100))
+        top_k = top_k or default_top_k(info)
         output_names = list(model.model.output_names)
         model_file = NETWORK_FILES.get(runtime_type, "model.onnx")
 

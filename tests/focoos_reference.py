@@ -77,8 +77,8 @@ def synthetic_state_dict(name: str, network: Any) -> dict[str, Any]:
 
     own = network.state_dict()
     return {
-        key: torch.from_numpy(np.ascontiguousarray(
-            synthetic_array(key, shape, dtype, kind, own[key].cpu().numpy() if key in own else None)
+        key: torch.from_numpy(np.array(  # not ascontiguousarray: it turns 0-d counters into shape (1,)
+            synthetic_array(key, shape, dtype, kind, own[key].cpu().numpy() if key in own else None), order="C"
         ))
         for key, shape, dtype, kind in manifest(name)["state_dict"]
     }  # fmt: skip

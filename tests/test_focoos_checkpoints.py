@@ -80,9 +80,12 @@ def focoos_folder_model(request, tmp_path_factory):
 
 
 def test_focoos_folder_infers_focoos_detections(focoos_folder_model):
+    """Focoos 0.25 recorded these detections from PIL images, which its image_loader turns from RGB to
+    BGR (cv2.cvtColor on an RGB array); its recorded raw outputs are RGB. We read PIL images as RGB, so
+    we feed the swapped pixels Focoos actually processed."""
     name, model = focoos_folder_model
     for index, recorded in enumerate(ref.probe_detections(name)):
-        image = load_image(ref.probe_image(index))
+        image = np.ascontiguousarray(load_image(ref.probe_image(index))[..., ::-1])
         result = model.infer(image, threshold=1e-4)
         ours = [d.model_dump(include={"bbox", "conf", "cls_id", "label", "mask"}) for d in result.detections]
         assert_focoos_detections(ours, recorded, image.shape[:2])
@@ -159,7 +162,7 @@ def test_registry_weights_download_once_into_the_cache(http_root, registry_with,
     for model in (first, second):
         for key, value in expected.state_dict().items():
             assert torch.equal(model.model.state_dict()[key].cpu(), value), key
-    assert "weights model_final.pth" in capsys.readouterr().err  # tqdm's progress bar
+    assert "model_final.pth: 100%" in capsys.readouterr().err  # the progress bar
 
 
 def test_unreachable_registry_weights_warn_once_with_the_url(http_root, registry_with):

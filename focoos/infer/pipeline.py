@@ -47,7 +47,13 @@ def postprocess_outputs(
 
 
 def default_top_k(info: ModelInfo) -> int:
-    return int(info.config.get("top_k", TASK_TOP_K.get(info.task.value, 100)))
+    """The config's top_k; without one, every class for classification (Focoos keeps all over the
+    threshold), else the task's default. The builder serves the same number."""
+    if "top_k" in info.config:
+        return int(info.config["top_k"])
+    if info.task == Task.CLASSIFICATION:
+        return info.num_classes
+    return TASK_TOP_K.get(info.task.value, 100)
 
 
 def to_focoos_detections(result: DetectionArrays, classes: list[str]) -> FocoosDetections:

@@ -15,7 +15,7 @@ def build_criterion(info: ModelInfo) -> nn.Module:
     if info.model_family == ModelFamily.IMAGE_CLASSIFIER:
         from .classification import ClassificationCriterion
 
-        return ClassificationCriterion(info.num_classes)
+        return ClassificationCriterion(info.num_classes, info.config)
     if info.model_family in (ModelFamily.MASKFORMER, ModelFamily.BISENETFORMER):
         from .maskformer import MaskFormerCriterion
 

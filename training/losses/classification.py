@@ -1,21 +1,28 @@
-"""Classification loss: binary cross-entropy on one-hot targets, matching the sigmoid used at inference."""
+"""Classification loss: Focoos' FAI-CLS loss (BCE with pos_weight, or focal), from the model's config."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from focoos.models.fai_cls.modelling import DEFAULTS, LOSS_KEYS, ClassificationLoss
+
 
 class ClassificationCriterion(nn.Module):
-    def __init__(self, num_classes: int) -> None:
+    """Takes the logits of the network in training mode and class labels [B] (or multi-hot [B, C])."""
+
+    def __init__(self, num_classes: int, config: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.num_classes = num_classes
+        options = {key: {**DEFAULTS, **(config or {})}[key] for key in LOSS_KEYS}
+        self.loss = ClassificationLoss(num_classes, **options)
 
     def forward(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        target = F.one_hot(labels, self.num_classes).to(logits.dtype)  # [B, C]
-        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / max(1, labels.numel())
-        return {"loss_bce": loss}
+        target = F.one_hot(labels, self.num_classes) if labels.ndim == 1 else labels  # [B, C]
+        return self.loss(logits, target)
 
 
 def total_loss(losses: dict[str, Tensor]) -> Tensor:

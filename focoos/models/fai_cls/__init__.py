@@ -1,1 +1,1 @@
-"""fai_cls: multi-label image classification on a timm backbone."""
+"""fai_cls: Focoos' multi-label image classifier (STDC/ResNet backbone + pooled conv head)."""

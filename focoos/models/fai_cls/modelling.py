@@ -1,35 +1,144 @@
-"""Image classifier: a timm backbone with a linear head; normalisation inside the graph."""
+"""FAI-CLS: multi-label image classifier (backbone -> pooled 1x1-conv head) in Focoos' layout.
+
+The module names equal Focoos' (`backbone.*`, `cls_head.classifier.*`, `criterion.ce_loss.pos_weight`)
+so Focoos' checkpoints load strictly. Images come in as raw 0..255 RGB and are normalised inside.
+"""
 
 from __future__ import annotations
 
-import timm
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-DEFAULT_PIXEL_MEAN = (123.675, 116.28, 103.53)
-DEFAULT_PIXEL_STD = (58.395, 57.12, 57.375)
+from focoos.models.backbones import build_backbone
+
+# Focoos' ClassificationConfig defaults, for keys a config leaves out.
+DEFAULTS: dict[str, Any] = {
+    "resolution": 224,
+    "pixel_mean": [123.675, 116.28, 103.53],
+    "pixel_std": [58.395, 57.12, 57.375],
+    "hidden_dim": 512,
+    "dropout_rate": 0.2,
+    "features": "res5",
+    "num_layers": 1,
+    "dense_prediction": False,
+    "use_focal_loss": False,
+    "focal_alpha": 0.75,
+    "focal_gamma": 2.0,
+    "label_smoothing": 0.0,
+    "pos_weight": 10.0,
+}
+LOSS_KEYS = ("use_focal_loss", "focal_alpha", "focal_gamma", "label_smoothing", "pos_weight")
+
+
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """Focoos' config with its defaults filled in; a backbone_config is required."""
+    if not isinstance(config.get("backbone_config"), dict):
+        raise ValueError("fai_cls config needs Focoos' 'backbone_config' (e.g. {'model_type': 'stdc', 'size': 'nano'})")
+    return {**DEFAULTS, **config}
+
+
+class ClassificationHead(nn.Module):
+    """Global average pool -> (1x1 conv -> ReLU ->) dropout -> 1x1 conv to classes; dense_prediction
+    instead classifies every location and max-pools the class maps."""
+
+    def __init__(
+        self, in_features: int, hidden_dim: int, num_classes: int, num_layers: int, dropout_rate: float, dense: bool
+    ) -> None:
+        super().__init__()
+        pool = nn.Identity() if dense else nn.AdaptiveAvgPool2d(1)
+        final_pool = nn.AdaptiveMaxPool2d(1) if dense else nn.Identity()
+        if num_layers == 1:
+            layers = [nn.Dropout(dropout_rate), nn.Conv2d(in_features, num_classes, 1)]
+        elif num_layers == 2:
+            layers = [
+                nn.Conv2d(in_features, hidden_dim, 1),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout_rate),
+                nn.Conv2d(hidden_dim, num_classes, 1),
+            ]
+        else:
+            raise ValueError(f"fai_cls num_layers must be 1 or 2, got {num_layers}")
+        self.classifier = nn.Sequential(pool, *layers, final_pool)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.classifier(features).flatten(1)
+
+
+class ClassificationLoss(nn.Module):
+    """Focoos' multi-label loss: BCE with a per-class positive weight, or a sigmoid focal loss.
+
+    `ce_loss` is kept (only for BCE) because its pos_weight buffer is part of Focoos' state dict.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        use_focal_loss: bool = False,
+        focal_alpha: float = 0.75,
+        focal_gamma: float = 2.0,
+        label_smoothing: float = 0.0,
+        pos_weight: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.use_focal_loss = use_focal_loss
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        self.label_smoothing = label_smoothing
+        if not use_focal_loss:
+            self.ce_loss = nn.BCEWithLogitsLoss(pos_weight=pos_weight * torch.ones(num_classes))
+
+    def forward(self, logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        """logits [B, C]; targets [B, C] multi-hot (0/1)."""
+        targets = targets.to(logits.dtype)
+        if not self.use_focal_loss:
+            pos_weight = self.ce_loss.pos_weight.to(logits.device, logits.dtype)
+            return {"loss_cls": F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)}
+        if self.label_smoothing > 0:
+            targets = targets * (1 - self.label_smoothing) + self.label_smoothing / self.num_classes
+        prob = logits.sigmoid().clamp(min=1e-6, max=1.0)
+        bce = targets * prob.log() + (1 - targets) * (1 - prob).log()
+        loss = -self.focal_alpha * (1 - prob) ** self.focal_gamma * bce
+        return {"loss_cls": loss.sum(dim=1).mean()}
 
 
 class FaiClassifier(nn.Module):
-    """images [B,3,H,W] RGB 0..255 (uint8 or float) -> raw class logits [B,C]."""
+    """images [B,3,H,W] RGB 0..255 (uint8 or float) -> raw class logits [B,C] (sigmoid gives scores).
+
+    Eval mode returns the tuple (logits,); training mode the logits tensor, which the training
+    criterion turns into Focoos' loss.
+    """
 
     output_names = ("logits",)
 
-    def __init__(self, backbone: str, num_classes: int, pixel_mean: tuple, pixel_std: tuple) -> None:
+    def __init__(self, config: dict[str, Any], num_classes: int) -> None:
         super().__init__()
-        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=num_classes)
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
+        config = with_defaults(config)
+        self.register_buffer("pixel_mean", torch.tensor(config["pixel_mean"]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config["pixel_std"]).view(1, 3, 1, 1), persistent=False)
+        self.backbone = build_backbone(config["backbone_config"])
+        shapes = self.backbone.output_shape()
+        if config["features"] not in shapes:
+            raise ValueError(f"fai_cls features must be one of {sorted(shapes)}, got {config['features']!r}")
+        self.in_features = config["features"]
+        self.cls_head = ClassificationHead(
+            shapes[self.in_features][0],
+            config["hidden_dim"],
+            num_classes,
+            config["num_layers"],
+            config["dropout_rate"],
+            config["dense_prediction"],
+        )
+        self.criterion = ClassificationLoss(num_classes, **{key: config[key] for key in LOSS_KEYS})
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor) -> Tensor | tuple[Tensor]:
         x = (images.float() - self.pixel_mean) / self.pixel_std
-        return self.backbone(x)
+        logits = self.cls_head(self.backbone(x)[self.in_features])
+        return logits if self.training else (logits,)
 
 
 def build_model(config: dict, num_classes: int) -> FaiClassifier:
-    return FaiClassifier(
-        backbone=config.get("backbone", "resnet18d"),
-        num_classes=num_classes,
-        pixel_mean=tuple(config.get("pixel_mean", DEFAULT_PIXEL_MEAN)),
-        pixel_std=tuple(config.get("pixel_std", DEFAULT_PIXEL_STD)),
-    )
+    return FaiClassifier(config, num_classes)
