@@ -3,7 +3,7 @@
     python scripts/train_bundled_digits_cls.py         # a few minutes on 2 CPU cores
 
 Writes the digits as a cls_folder dataset (data/digits_cls/{train,valid}/<digit>/*.png, the same
-per-class 80/20 split as the detector's canvases), trains a small timm classifier, records the
+per-class 80/20 split as the detector's canvases), trains Focoos' FAI-CLS nano architecture, records the
 top-1/top-5 accuracy on the held-out split and installs half-precision weights plus a registry
 JSON into focoos/registry/ (unless --no-install).
 """
@@ -21,6 +21,7 @@ from focoos import (
     DatasetSplitType,
     ModelFamily,
     ModelInfo,
+    ModelRegistry,
     Task,
     TrainerArgs,
 )
@@ -30,11 +31,11 @@ from focoos.data.digits import load_mnist_digits, split_by_class
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "fai-cls-n-digits"
 RESOLUTION = 64
+# Focoos' fai-cls-n-coco architecture (STDC nano, res4 features) at the digits' resolution.
 CONFIG = {
-    "backbone": "mobilenetv3_small_050",
+    **ModelRegistry.get_model_info("fai-cls-n-coco").config,
+    "resolution": RESOLUTION,
     "top_k": 3,
-    "pixel_mean": [123.675, 116.28, 103.53],
-    "pixel_std": [58.395, 57.12, 57.375],
 }
 
 

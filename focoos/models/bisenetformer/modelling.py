@@ -139,8 +139,8 @@ class MultiheadAttention(nn.Module):
         nn.init.zeros_(self.out_proj.bias)
 
     def _heads(self, x: Tensor, index: int) -> Tensor:
-        dim = self.heads * self.head_dim
-        x = F.linear(x, self.in_proj_weight[index * dim : (index + 1) * dim], self.in_proj_bias[index * dim : (index + 1) * dim])
+        rows = slice(index * self.heads * self.head_dim, (index + 1) * self.heads * self.head_dim)
+        x = F.linear(x, self.in_proj_weight[rows], self.in_proj_bias[rows])
         return x.reshape(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)  # [B, h, L, d]
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -301,6 +301,8 @@ class CriterionBuffers(nn.Module):
 
 
 class MaskFormerHead(nn.Module):
+    """Only a container, so the keys read head.criterion.* and head.predictor.* as in Focoos."""
+
     def __init__(self, criterion: nn.Module, predictor: TransformerDecoder) -> None:
         super().__init__()
         self.criterion = criterion
