@@ -49,11 +49,12 @@ def postprocess_detr(
     threshold: float = 0.5,
     top_k: int = DEFAULT_TOP_K,
 ) -> list[DetectionArrays]:
-    """DETR outputs -> detections per image.
+    """DETR outputs -> detections per image, as Focoos' DETR processor returns them.
 
     boxes: [B, Q, 4] xyxy normalised to the network input; scores: [B, Q, C] sigmoided.
-    Top-k over all query x class pairs (a query may yield several classes), then the threshold,
-    then boxes scaled to each original image, clipped to it.
+    Top-k over all query x class pairs (a query may yield several classes), best first, then the
+    threshold (strictly above), then boxes scaled to each original image and rounded to whole pixels.
+    Like Focoos, boxes are not clipped: a box may extend past the image border.
     """
     threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
     batch, num_queries, num_classes = scores.shape
@@ -70,8 +71,8 @@ def postprocess_detr(
         top = top[flat[b, top] > threshold]
         query, cls = top // num_classes, top % num_classes
         scale = np.array([width, height, width, height], dtype=np.float32)
-        xyxy = np.clip(boxes[b, query].astype(np.float32) * scale, 0, scale)  # [N, 4]
-        results.append(DetectionArrays(xyxy, flat[b, top].astype(np.float32), cls.astype(np.int64)))
+        xyxy = np.round(boxes[b, query].astype(np.float32) * scale)  # [N, 4], half to even as torch.round
+        results.append(DetectionArrays(xyxy.astype(np.float32), flat[b, top].astype(np.float32), cls.astype(np.int64)))
     return results
 
 
@@ -110,6 +111,36 @@ def _crop_arrays(boxes: list, scores: list, classes: list, masks: list) -> Detec
     )
 
 
+def _query_scores(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's best class probability and that class (first on ties, as torch max)."""
+    logits = logits.astype(np.float32)
+    return logits.max(-1), logits.argmax(-1).astype(np.int64)
+
+
+def _mask_score(prob: np.ndarray, binary: np.ndarray, count: int) -> float:
+    """Focoos' mean mask probability inside the binary mask, with its 1e-3 scaling and 1e-5 epsilon."""
+    inside = float(prob[binary].sum(dtype=np.float64))
+    return inside * 1e-3 / (count * 1e-3 + 1e-5)
+
+
+def _over(score: float, threshold: float) -> bool:
+    """Focoos filters `score > threshold` only when threshold > 0 (0 keeps every detection)."""
+    return threshold <= 0 or score > threshold
+
+
+def _sorted_arrays(found: list[tuple[float, int, np.ndarray]], top_k: int) -> DetectionArrays:
+    """(score, class, full-size binary mask) -> DetectionArrays, best first, at most top_k, masks cropped."""
+    found.sort(key=lambda item: -item[0])
+    boxes, scores, classes, masks = [], [], [], []
+    for score, cls, binary in found[:top_k]:
+        x1, y1, x2, y2 = box = mask_box(binary)
+        boxes.append(box)
+        scores.append(score)
+        classes.append(cls)
+        masks.append(encode_mask(binary[y1:y2, x1:x2]))
+    return _crop_arrays(boxes, scores, classes, masks)
+
+
 def postprocess_instance(
     logits: np.ndarray,
     masks: np.ndarray,
@@ -117,40 +148,36 @@ def postprocess_instance(
     threshold: float = 0.5,
     top_k: int = 100,
     mask_threshold: float = MASK_THRESHOLD,
-    use_mask_score: bool = True,
+    use_mask_score: bool = False,
 ) -> list[DetectionArrays]:
-    """MaskFormer instance outputs -> one detection per query that survives, with its mask.
+    """MaskFormer outputs -> one detection per query, as Focoos' fai_mf/bisenetformer processor returns them
+    (predict_all_pixels off).
 
-    logits [B, Q, C] class probabilities (no-object dropped); masks [B, Q, h, w] mask probabilities.
-    Score = best class probability x (when use_mask_score) the mean mask probability inside the
-    binary mask; the best-scoring queries over the threshold are resized to the original image,
-    binarised, dropped when they cover <= 1 pixel, and boxed from the mask.
+    logits [B, Q, C] class probabilities (no-object dropped); masks [B, Q, h, w] mask probabilities at any
+    resolution (stride 4 for fai_mf). A query's class is its best class; its mask is its probability map
+    resized (bilinear, half-pixel centres) straight to the original image and taken where >= mask_threshold.
+    Focoos resizes to the network input first and then to the original, the same map where the two sizes
+    agree (its eager segmentation runs at the image's own size). Queries whose mask has at most one pixel are
+    dropped; the score is the class probability, times the mean mask probability inside the mask when
+    use_mask_score; scores must exceed a positive threshold. Best first, at most top_k (Focoos keeps query
+    order and no top_k: with top_k >= Q the detections are the same set).
     """
     threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
     _check_mask_outputs(logits, masks, original_hw)
     results = []
     for b, (height, width) in enumerate(original_hw):
-        classes = logits[b].argmax(-1)
-        scores = logits[b].max(-1).astype(np.float32)  # [Q]
-        if use_mask_score:
-            binary = masks[b] > mask_threshold
-            inside = binary.sum(axis=(1, 2))
-            scores = scores * (masks[b] * binary).sum(axis=(1, 2)) / np.maximum(inside, 1)
-        order = np.argsort(-scores, kind="stable")
-        kept_boxes, kept_scores, kept_classes, kept_masks = [], [], [], []
-        for q in order[scores[order] > threshold]:
-            full = _upsample(masks[b, q], height, width) > mask_threshold
-            box = mask_box(full)
-            if box is None or full.sum() <= 1:
+        scores, classes = _query_scores(logits[b])
+        found = []
+        for q in np.flatnonzero([_over(s, threshold) for s in scores]):  # the mask score only lowers a score
+            prob = _upsample(masks[b, q], height, width)
+            binary = prob >= mask_threshold
+            count = int(np.count_nonzero(binary))
+            if count <= 1:
                 continue
-            x1, y1, x2, y2 = box
-            kept_boxes.append(box)
-            kept_scores.append(scores[q])
-            kept_classes.append(classes[q])
-            kept_masks.append(encode_mask(full[y1:y2, x1:x2]))
-            if len(kept_scores) == top_k:
-                break
-        results.append(_crop_arrays(kept_boxes, kept_scores, kept_classes, kept_masks))
+            score = float(scores[q]) * (_mask_score(prob, binary, count) if use_mask_score else 1.0)
+            if _over(score, threshold):
+                found.append((score, int(classes[q]), binary))
+        results.append(_sorted_arrays(found, top_k))
     return results
 
 
@@ -160,43 +187,42 @@ def postprocess_semantic(
     original_hw: list[tuple[int, int]],
     threshold: float = 0.0,
     top_k: int = 150,
+    use_mask_score: bool = False,
 ) -> list[DetectionArrays]:
-    """MaskFormer semantic outputs -> one detection per class present, its mask the class's pixels.
+    """MaskFormer outputs -> Focoos' predict_all_pixels detections: every pixel goes to one query.
 
-    Per-pixel class scores are sum_q p(class | q) * mask_q(pixel) (Mask2Former's semantic inference),
-    normalised over classes. Only the classes that win at least one pixel at the network's mask
-    resolution are resized to the original image (a 1280x720 map of 150 classes would be ~550 MB),
-    where the per-pixel argmax gives the label map. A class's score is its mean probability over
-    its pixels; classes at or under the threshold are dropped (their pixels stay unlabelled), so at
-    threshold 0 every pixel is labelled. The masks are disjoint: `masks.label_map` rebuilds the
-    label map from the detections.
+    Shapes as in postprocess_instance. Each pixel belongs to the query with the highest class probability x
+    mask probability (the first such query on ties); each query that wins more than one pixel is a detection
+    with its best class, its region as the mask and its class probability as the score (times the mean mask
+    probability over the region when use_mask_score), kept when above a positive threshold. The masks are
+    disjoint, several may carry the same class, and at threshold 0 they cover the image: `masks.label_map`
+    rebuilds the label map. Maps are resized to the original image one query at a time, so memory stays
+    O(H x W) rather than O(Q x H x W).
     """
     threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
     _check_mask_outputs(logits, masks, original_hw)
     results = []
     for b, (height, width) in enumerate(original_hw):
-        seg = np.einsum("qc,qhw->chw", logits[b].astype(np.float32), masks[b].astype(np.float32))
-        seg = seg / np.maximum(seg.sum(axis=0, keepdims=True), 1e-6)  # [C, h, w], sums to 1 per pixel
-        present = np.unique(seg.argmax(axis=0))
-        scores_full = np.stack([_upsample(seg[c], height, width) for c in present])  # [P, H, W]
-        winner = scores_full.argmax(axis=0)
-        candidates = []
-        for i, cls in enumerate(present):
-            region = winner == i
-            if not region.any():
+        scores, classes = _query_scores(logits[b])
+        best = np.full((height, width), -np.inf, dtype=np.float32)
+        winner = np.zeros((height, width), dtype=np.int64)
+        for q in range(len(scores)):
+            value = scores[q] * _upsample(masks[b, q], height, width)
+            better = value > best
+            np.copyto(best, value, where=better)
+            winner[better] = q
+        counts = np.bincount(winner.ravel(), minlength=len(scores))
+        found = []
+        for q in np.flatnonzero(counts > 1):
+            if not _over(float(scores[q]), threshold):
                 continue
-            score = float(scores_full[i][region].mean())
-            if score > threshold:
-                candidates.append((score, int(cls), region))
-        candidates.sort(key=lambda c: -c[0])
-        kept_boxes, kept_scores, kept_classes, kept_masks = [], [], [], []
-        for score, cls, region in candidates[:top_k]:
-            x1, y1, x2, y2 = box = mask_box(region)
-            kept_boxes.append(box)
-            kept_scores.append(score)
-            kept_classes.append(cls)
-            kept_masks.append(encode_mask(region[y1:y2, x1:x2]))
-        results.append(_crop_arrays(kept_boxes, kept_scores, kept_classes, kept_masks))
+            region = winner == q
+            score = float(scores[q])
+            if use_mask_score:
+                score *= _mask_score(_upsample(masks[b, q], height, width), region, int(counts[q]))
+            if _over(score, threshold):
+                found.append((score, int(classes[q]), region))
+        results.append(_sorted_arrays(found, top_k))
     return results
 
 
@@ -207,16 +233,25 @@ def postprocess_task(
     threshold: float,
     top_k: int,
     mask_threshold: float = MASK_THRESHOLD,
+    *,
+    use_mask_score: bool = False,
+    predict_all_pixels: bool = False,
 ) -> list[DetectionArrays]:
-    """The one dispatch from task name to postprocessing, used locally and in the Triton step."""
+    """The one dispatch from task name to postprocessing, used locally and in the Triton step.
+
+    For segmentation, `use_mask_score` and `predict_all_pixels` are the model config's flags (Focoos'
+    defaults: both off); predict_all_pixels picks postprocess_semantic, as in Focoos' processor.
+    """
     if task == "detection":
         return postprocess_detr(outputs["boxes"], outputs["logits"], original_hw, threshold, top_k)
     if task == "classification":
         return postprocess_classification(outputs["logits"], threshold, top_k)
-    if task == "instseg":
-        return postprocess_instance(outputs["logits"], outputs["masks"], original_hw, threshold, top_k, mask_threshold)
-    if task == "semseg":
-        return postprocess_semantic(outputs["logits"], outputs["masks"], original_hw, threshold, top_k)
+    if task in ("instseg", "semseg"):
+        if predict_all_pixels:
+            return postprocess_semantic(outputs["logits"], outputs["masks"], original_hw, threshold, top_k,
+                                        use_mask_score=use_mask_score)
+        return postprocess_instance(outputs["logits"], outputs["masks"], original_hw, threshold, top_k,
+                                    mask_threshold, use_mask_score=use_mask_score)
     raise InvalidInputError(f"no postprocessing for task {task!r}")
 
 

@@ -1,8 +1,11 @@
 """Mask2Former set criterion: Hungarian matching (scipy), cross-entropy class loss, point-sampled BCE + dice.
 
-Shared by instance and semantic segmentation. Predicted masks are 1/4 of the input resolution while target
-masks are at full resolution; both are read at the same [0, 1] point coordinates with `grid_sample`, so no
-upsampling is needed and memory stays proportional to `num_points` rather than to the image size.
+Shared by instance and semantic segmentation (fai_mf and bisenetformer), with Focoos' config keys
+(`from_config`). It consumes the networks' training outputs: {"pred_logits" [B, Q, C+1] raw,
+"pred_masks" [B, Q, h, w] raw mask logits, "aux_outputs": the same per earlier decoder layer}.
+Predicted masks are 1/4 of the input resolution while target masks are at full resolution; both are
+read at the same [0, 1] point coordinates with `grid_sample`, so no upsampling is needed and memory
+stays proportional to `num_points` rather than to the image size.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 WEIGHTS = {"loss_ce": 2.0, "loss_mask": 5.0, "loss_dice": 5.0}
+DEFAULT_NUM_POINTS = 12544
 
 
 def point_sample(masks: Tensor, coords: Tensor) -> Tensor:
@@ -82,10 +86,10 @@ class HungarianMatcher(nn.Module):
     """One-to-one assignment of queries to targets minimising class + mask BCE + dice cost."""
 
     def __init__(self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0,
-                 num_points: int = 12544) -> None:
+                 num_points: int = DEFAULT_NUM_POINTS, cls_sigmoid: bool = False) -> None:
         super().__init__()
         self.cost_class, self.cost_mask, self.cost_dice = cost_class, cost_mask, cost_dice
-        self.num_points = num_points
+        self.num_points, self.cls_sigmoid = num_points, cls_sigmoid
 
     @torch.no_grad()
     def forward(self, logits: Tensor, masks: Tensor, targets: list[dict]) -> list[tuple[Tensor, Tensor]]:
@@ -97,7 +101,8 @@ class HungarianMatcher(nn.Module):
                 empty = torch.empty(0, dtype=torch.int64)
                 indices.append((empty, empty))
                 continue
-            cost_class = -logits[b].float().softmax(-1)[:, labels]  # [Q, T]
+            probs = logits[b].float().sigmoid() if self.cls_sigmoid else logits[b].float().softmax(-1)
+            cost_class = -probs[:, labels]  # [Q, T]
             # The same uniform points for every prediction and target, as in Mask2Former.
             coords = torch.rand(1, self.num_points, 2, device=masks.device)
             out_pts = point_sample(masks[b].float().unsqueeze(0), coords)[0]  # [Q, P]
@@ -110,19 +115,47 @@ class HungarianMatcher(nn.Module):
 
 
 class MaskFormerCriterion(nn.Module):
-    def __init__(self, num_classes: int, num_points: int = 12544, oversample_ratio: float = 3.0,
+    """Set loss over the last layer and (deep supervision) every aux layer.
+
+    Class loss: cross-entropy over C+1 with "no object" weighted eos_coef, or with cls_sigmoid a per-class
+    BCE over the C real classes (the last logit unused), normalised by the mask count as in Focoos.
+    """
+
+    def __init__(self, num_classes: int, num_points: int = DEFAULT_NUM_POINTS, oversample_ratio: float = 3.0,
                  importance_sample_ratio: float = 0.75, eos_coef: float = 0.1, cost_class: float = 2.0,
-                 cost_mask: float = 5.0, cost_dice: float = 5.0, weights: dict[str, float] | None = None) -> None:
+                 cost_mask: float = 5.0, cost_dice: float = 5.0, weights: dict[str, float] | None = None,
+                 cls_sigmoid: bool = False, deep_supervision: bool = True) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
-        self.matcher = HungarianMatcher(cost_class, cost_mask, cost_dice, num_points)
+        self.cls_sigmoid, self.deep_supervision = cls_sigmoid, deep_supervision
+        self.matcher = HungarianMatcher(cost_class, cost_mask, cost_dice, num_points, cls_sigmoid)
         self.weights = weights or dict(WEIGHTS)
         empty_weight = torch.ones(num_classes + 1)
         empty_weight[-1] = eos_coef  # "no object" dominates the queries; down-weight it
         self.register_buffer("empty_weight", empty_weight, persistent=False)
+
+    @classmethod
+    def from_config(cls, num_classes: int, config: dict) -> MaskFormerCriterion:
+        """The criterion a Focoos MaskFormer/BisenetFormer config asks for (Focoos' defaults for absent keys).
+
+        `train_num_points` (ours) overrides `criterion_num_points`: fewer points make CPU training affordable.
+        """
+        get = config.get
+        return cls(
+            num_classes,
+            num_points=int(get("train_num_points", get("criterion_num_points", DEFAULT_NUM_POINTS))),
+            eos_coef=float(get("criterion_eos_coef", 0.1)),
+            cost_class=float(get("matcher_cost_class", 2)), cost_mask=float(get("matcher_cost_mask", 5)),
+            cost_dice=float(get("matcher_cost_dice", 5)),
+            weights={"loss_ce": float(get("weight_dict_loss_ce", 2)),
+                     "loss_mask": float(get("weight_dict_loss_mask", 5)),
+                     "loss_dice": float(get("weight_dict_loss_dice", 5))},
+            cls_sigmoid=bool(get("cls_sigmoid", False)),
+            deep_supervision=bool(get("criterion_deep_supervision", True)),
+        )  # fmt: skip
 
     def _layer_losses(self, logits: Tensor, masks: Tensor, targets: list[dict], num_masks: float) -> dict[str, Tensor]:
         indices = self.matcher(logits, masks, targets)
@@ -133,8 +166,13 @@ class MaskFormerCriterion(nn.Module):
         target_classes[batch_idx, query_idx] = torch.cat(
             [t["labels"].to(logits.device)[tgt] for t, (_, tgt) in zip(targets, indices, strict=True)]
         )
-        loss_ce = F.cross_entropy(logits.float().transpose(1, 2), target_classes,
-                                  weight=self.empty_weight.to(logits.device))
+        if self.cls_sigmoid:
+            onehot = F.one_hot(target_classes, self.num_classes + 1)[..., :-1].float()  # "no object" = all zero
+            bce = F.binary_cross_entropy_with_logits(logits.float()[..., : self.num_classes], onehot, reduction="none")
+            loss_ce = bce.mean(1).sum() * logits.shape[1] / num_masks
+        else:
+            loss_ce = F.cross_entropy(logits.float().transpose(1, 2), target_classes,
+                                      weight=self.empty_weight.to(logits.device))
 
         if query_idx.numel() == 0:
             zero = masks.sum() * 0.0  # keeps the graph connected so every rank's backward matches
@@ -163,7 +201,8 @@ class MaskFormerCriterion(nn.Module):
     def forward(self, outputs: dict, targets: list[dict], num_masks: float) -> dict[str, Tensor]:
         """Weighted losses of the last layer and of each aux layer (suffixed `_i`); `num_masks` is all-reduced."""
         num_masks = max(float(num_masks), 1.0)
-        layers = [("", outputs)] + [(f"_{i}", aux) for i, aux in enumerate(outputs.get("aux_outputs") or [])]
+        aux_outputs = (outputs.get("aux_outputs") or []) if self.deep_supervision else []
+        layers = [("", outputs)] + [(f"_{i}", aux) for i, aux in enumerate(aux_outputs)]
         losses: dict[str, Tensor] = {}
         for suffix, out in layers:
             for name, value in self._layer_losses(out["pred_logits"], out["pred_masks"], targets, num_masks).items():

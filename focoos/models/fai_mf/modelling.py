@@ -1,209 +1,391 @@
-"""FAI-MF: a MaskFormer (Mask2Former style) network for instance and semantic segmentation.
+"""FAI-MF (Mask2Former style) in Focoos' state-dict layout: Focoos' checkpoints load strictly and answer alike.
 
-backbone (STDC or timm, strides 4/8/16/32) -> FPN pixel decoder (mask features at stride 4, memory at
-strides 32/16/8) -> queries selected from the most object-like memory tokens -> transformer decoder
-whose queries cross-attend one scale per layer, masked to the foreground their previous layer
-predicted (masked attention) -> per query class logits and a mask (query embedding . pixel features).
+pixel_decoder: backbone (res2..res5) -> optional transformer encoder on res5 -> top-down FPN (nearest
+upsampling); its three coarsest outputs (strides 32, 16, 8) are the decoder's memory and a 3x3 conv of the
+stride-4 output gives the mask features. head.predictor: learned queries refined layer by layer (masked
+cross-attention on one scale per layer, self-attention, FFN; pre-norm); every layer predicts class logits
+(C + 1, the last is "no object") and mask logits (query embedding . mask features).
 
-Attention is written with plain matmul/softmax and an additive finite mask so the graph exports
-to ONNX (opset >= 17) and TorchScript without custom ops, at any batch and input size.
+Eval returns ("masks", "logits"): sigmoid masks at stride 4 (Focoos upsamples them to the input size inside
+its graph; we leave that to the postprocessing, which resizes straight to the original image and moves 16x
+fewer bytes between serving steps) and class probabilities without "no object". Attention is plain
+matmul/softmax with a finite additive mask, so the graph exports to ONNX/TorchScript at any batch and size.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from focoos.models.fai_detr.modelling import MLP, ConvBNAct, build_backbone, sincos_pos_embed
+from focoos.models.backbones import build_backbone
 
-MASKED = -1e4  # finite "minus infinity": stays finite in fp16 and TensorRT
-DEFAULT_PIXEL_MEAN = (123.675, 116.28, 103.53)
-DEFAULT_PIXEL_STD = (58.395, 57.12, 57.375)
+# Focoos' MaskFormerConfig defaults, for keys a config leaves out.
+DEFAULTS: dict[str, Any] = {
+    "num_queries": 100,
+    "pixel_mean": [123.675, 116.28, 103.53],
+    "pixel_std": [58.395, 57.12, 57.375],
+    "pixel_decoder_out_dim": 256,
+    "pixel_decoder_feat_dim": 256,
+    "pixel_decoder_transformer_layers": 0,
+    "pixel_decoder_transformer_dropout": 0.0,
+    "pixel_decoder_transformer_nheads": 8,
+    "pixel_decoder_transformer_dim_feedforward": 1024,
+    "transformer_predictor_out_dim": 256,
+    "transformer_predictor_hidden_dim": 256,
+    "transformer_predictor_dec_layers": 6,
+    "transformer_predictor_dim_feedforward": 1024,
+    "cls_sigmoid": False,
+    "criterion_eos_coef": 0.1,
+}
+DECODER_HEADS = 8  # fixed in Focoos' decoder
+NUM_SCALES = 3
+MASKED = -1e4  # finite "minus infinity": exp underflows to 0 in fp32, and it stays finite in fp16/TensorRT
+
+
+def _xavier(module: nn.Module) -> None:
+    for p in module.parameters():
+        if p.dim() > 1:
+            nn.init.xavier_uniform_(p)
+
+
+class Conv2d(nn.Conv2d):
+    """Conv with an optional norm and activation as attributes (keys `<name>.weight`, `<name>.norm.*`)."""
+
+    def __init__(self, *args: Any, norm: nn.Module | None = None, relu: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.norm = norm
+        self.relu = relu
+        nn.init.kaiming_uniform_(self.weight, a=1)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = super().forward(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        return F.relu(x) if self.relu else x
 
 
 class Attention(nn.Module):
-    """Multi-head attention with an optional additive bias [B, heads, Lq, Lk] (masked attention)."""
+    """Multi-head attention with nn.MultiheadAttention's parameters (packed in_proj, out_proj), batch first.
 
-    def __init__(self, dim: int, heads: int) -> None:
+    `bias` is added to the scores ([B, heads, Lq, Lk]): the masked attention of the decoder.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.heads, self.head_dim = heads, dim // heads
-        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+        self.heads, self.head_dim, self.dropout = heads, dim // heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
 
-    def _split(self, x: Tensor) -> Tensor:
+    def _heads(self, x: Tensor, index: int) -> Tensor:
+        dim = self.in_proj_bias.shape[0] // 3
+        w = self.in_proj_weight[index * dim : (index + 1) * dim]
+        b = self.in_proj_bias[index * dim : (index + 1) * dim]
+        x = F.linear(x, w, b)
         return x.reshape(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)  # [B, h, L, d]
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None = None) -> Tensor:
-        q, k, v = self._split(self.q(query)), self._split(self.k(key)), self._split(self.v(value))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, h, Lq, Lk]
+        q = self._heads(query, 0) * math.sqrt(1.0 / self.head_dim)
+        k, v = self._heads(key, 1), self._heads(value, 2)
+        scores = q @ k.transpose(-1, -2)  # [B, h, Lq, Lk]
         if bias is not None:
             scores = scores + bias
-        out = scores.softmax(-1) @ v  # [B, h, Lq, d]
-        return self.out(out.transpose(1, 2).reshape(query.shape[0], query.shape[1], -1))
+        weights = F.dropout(scores.softmax(-1), self.dropout, self.training)
+        out = (weights @ v).transpose(1, 2)  # [B, Lq, h, d]
+        return self.out_proj(out.reshape(out.shape[0], out.shape[1], -1))
 
 
-class QueryLayer(nn.Module):
-    """Mask2Former decoder layer: (masked) cross-attention, self-attention, FFN; post-norm."""
+def sine_position(x: Tensor, num_feats: int, temperature: float = 10000.0, eps: float = 1e-6) -> Tensor:
+    """DETR's normalised sine embedding of a map's positions: [1, 2 * num_feats, H, W] (y features first)."""
+    h, w = x.shape[-2], x.shape[-1]
+    ones = torch.ones(1, h, w, device=x.device, dtype=torch.float32)
+    y = ones.cumsum(1)
+    xs = ones.cumsum(2)
+    y = y / (y[:, -1:, :] + eps) * (2 * math.pi)
+    xs = xs / (xs[:, :, -1:] + eps) * (2 * math.pi)
+    dim_t = torch.arange(num_feats, dtype=torch.float32, device=x.device)
+    dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / num_feats)
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float) -> None:
+    def encode(embed: Tensor) -> Tensor:
+        pos = embed[:, :, :, None] / dim_t  # [1, H, W, F]
+        return torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=4).flatten(3)
+
+    return torch.cat((encode(y), encode(xs)), dim=3).permute(0, 3, 1, 2).to(x.dtype)
+
+
+# -- pixel decoder
+class EncoderLayer(nn.Module):
+    """Transformer encoder layer (self-attention + FFN), pre- or post-norm."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, pre_norm: bool) -> None:
         super().__init__()
-        self.cross, self.self_attn = Attention(dim, heads), Attention(dim, heads)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
-        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(3))
-        self.drop = nn.Dropout(dropout)
+        self.pre_norm = pre_norm
+        self.self_attn = Attention(dim, heads, dropout)
+        self.linear1 = nn.Linear(dim, ffn)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(ffn, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
 
-    def forward(self, x: Tensor, pos: Tensor, memory: Tensor, memory_pos: Tensor, bias: Tensor | None) -> Tensor:
-        x = self.norms[0](x + self.drop(self.cross(x + pos, memory + memory_pos, memory, bias)))
-        q = x + pos
-        x = self.norms[1](x + self.drop(self.self_attn(q, q, x)))
-        return self.norms[2](x + self.drop(self.ffn(x)))
+    def forward(self, x: Tensor, pos: Tensor) -> Tensor:
+        y = self.norm1(x) if self.pre_norm else x
+        x = x + self.dropout(self.self_attn(y + pos, y + pos, y))
+        if not self.pre_norm:
+            x = self.norm1(x)
+        y = self.norm2(x) if self.pre_norm else x
+        x = x + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(y)))))
+        return x if self.pre_norm else self.norm2(x)
 
 
-class MaskPredictor(nn.Module):
-    """Shared prediction head: class logits over C+1 (last = no object) and mask logits at stride 4."""
-
-    def __init__(self, dim: int, mask_dim: int, num_classes: int) -> None:
+class Encoder(nn.Module):
+    def __init__(self, layers: list[EncoderLayer], norm: nn.Module | None) -> None:
         super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.norm = norm
+
+    def forward(self, x: Tensor, pos: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, pos)
+        return x if self.norm is None else self.norm(x)
+
+
+class TransformerEncoderOnly(nn.Module):
+    """Encoder over the flattened res5 map (keys `transformer.encoder.*`)."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, num_layers: int, dropout: float, pre_norm: bool = True):
+        super().__init__()
+        layers = [EncoderLayer(dim, heads, ffn, dropout, pre_norm) for _ in range(num_layers)]
+        self.encoder = Encoder(layers, nn.LayerNorm(dim) if pre_norm else None)
+        _xavier(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        pos = sine_position(x, c // 2).flatten(2).transpose(1, 2)  # [1, HW, C]
+        out = self.encoder(x.flatten(2).transpose(1, 2), pos)  # [B, HW, C]
+        return out.transpose(1, 2).reshape(b, c, h, w)
+
+
+class TransformerFPN(nn.Module):
+    """Backbone + FPN: mask features (stride 4) and multi-scale memory [stride 32, 16, 8]."""
+
+    def __init__(self, backbone: nn.Module, feat_dim: int, out_dim: int, transformer_layers: int,
+                 transformer_dropout: float, transformer_nheads: int, transformer_dim_feedforward: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        shapes = sorted(backbone.output_shape().items(), key=lambda item: item[1][1])  # by stride: res2..res5
+        self.in_features = [name for name, _ in shapes]
+        channels = [c for _, (c, _) in shapes]
+        if transformer_layers > 0:
+            self.input_proj = Conv2d(channels[-1], feat_dim, kernel_size=1)
+            self.transformer = TransformerEncoderOnly(feat_dim, transformer_nheads, transformer_dim_feedforward,
+                                                      transformer_layers, transformer_dropout)
+        else:
+            self.input_proj = self.transformer = None
+        last = len(channels) - 1
+        for i, ch in enumerate(channels):
+            if i < last:
+                self.add_module(f"adapter_{i + 1}", Conv2d(ch, feat_dim, 1, bias=False, norm=nn.BatchNorm2d(feat_dim)))
+            in_ch = feat_dim if (i < last or transformer_layers > 0) else ch
+            self.add_module(f"layer_{i + 1}", Conv2d(in_ch, feat_dim, 3, padding=1, bias=False,
+                                                     norm=nn.BatchNorm2d(feat_dim), relu=True))
+        self.mask_features = Conv2d(feat_dim, out_dim, 3, padding=1)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:
+        features = self.backbone(images)
+        memory: list[Tensor] = []
+        y = features[self.in_features[-1]]
+        if self.transformer is not None:
+            y = self.transformer(self.input_proj(y))
+        y = getattr(self, f"layer_{len(self.in_features)}")(y)
+        memory.append(y)
+        for i in range(len(self.in_features) - 2, -1, -1):  # res4 -> res2
+            lateral = getattr(self, f"adapter_{i + 1}")(features[self.in_features[i]])
+            y = getattr(self, f"layer_{i + 1}")(lateral + F.interpolate(y, size=lateral.shape[-2:], mode="nearest"))
+            if len(memory) < NUM_SCALES:
+                memory.append(y)
+        return self.mask_features(y), memory
+
+
+# -- transformer decoder
+class SelfAttentionLayer(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.self_attn = Attention(dim, heads)
         self.norm = nn.LayerNorm(dim)
-        self.class_head = nn.Linear(dim, num_classes + 1)
-        self.mask_head = MLP(dim, dim, mask_dim, 3)
+        _xavier(self)
 
-    def forward(self, queries: Tensor, mask_features: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.norm(queries)  # [B, Q, D]
-        masks = torch.einsum("bqc,bchw->bqhw", self.mask_head(x), mask_features)  # [B, Q, h, w]
-        return self.class_head(x), masks
+    def forward(self, x: Tensor, query_pos: Tensor) -> Tensor:
+        y = self.norm(x)
+        return x + self.self_attn(y + query_pos, y + query_pos, y)
 
 
-def attention_bias(mask_logits: Tensor, size: Tensor | tuple, heads: int) -> Tensor:
-    """Masked attention: a query sees only pixels its last mask calls foreground (all, if none)."""
-    resized = F.interpolate(mask_logits, size=size, mode="bilinear", align_corners=False)  # [B, Q, h, w]
-    background = resized.flatten(2) < 0.0  # sigmoid < 0.5
-    background = background & ~background.all(-1, keepdim=True)
-    bias = background.to(mask_logits.dtype) * MASKED  # [B, Q, h*w]
-    return bias.unsqueeze(1).expand(-1, heads, -1, -1).detach()
-
-
-def export_outputs(pred_logits: Tensor, pred_masks: Tensor) -> tuple[Tensor, Tensor]:
-    """Serving form: class probabilities without "no object" [B,Q,C] and mask probabilities [B,Q,h,w]."""
-    return pred_logits.softmax(-1)[..., :-1], pred_masks.sigmoid()
-
-
-def training_outputs(predictions: list[tuple[Tensor, Tensor]]) -> dict:
-    """Set-loss form: the last layer's raw logits/masks, earlier layers as aux_outputs."""
-    *aux, (logits, masks) = predictions
-    return {
-        "pred_logits": logits,
-        "pred_masks": masks,
-        "aux_outputs": [{"pred_logits": lg, "pred_masks": mk} for lg, mk in aux],
-    }
-
-
-class PixelDecoder(nn.Module):
-    """FPN over strides 32 -> 4: memory maps for the decoder (32, 16, 8) and mask features (stride 4)."""
-
-    def __init__(self, in_channels: list[int], dim: int, mask_dim: int) -> None:
+class CrossAttentionLayer(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
-        self.lateral = nn.ModuleList(ConvBNAct(c, dim, 1) for c in in_channels)  # strides 4, 8, 16, 32
-        self.output = nn.ModuleList(ConvBNAct(dim, dim, 3, act=nn.ReLU) for _ in in_channels[:-1])
-        self.mask_features = nn.Conv2d(dim, mask_dim, 1)
+        self.multihead_attn = Attention(dim, heads)
+        self.norm = nn.LayerNorm(dim)
+        _xavier(self)
 
-    def forward(self, feats: list[Tensor]) -> tuple[list[Tensor], Tensor]:
-        laterals = [proj(f) for proj, f in zip(self.lateral, feats, strict=True)]
-        x = laterals[-1]
-        outs = [x]  # coarse to fine
-        for lateral, conv in zip(reversed(laterals[:-1]), reversed(self.output), strict=True):
-            x = conv(lateral + F.interpolate(x, size=lateral.shape[-2:], mode="bilinear", align_corners=False))
-            outs.append(x)
-        return outs[:3], self.mask_features(outs[-1])  # [s32, s16, s8] and [B, mask_dim, H/4, W/4]
+    def forward(self, x: Tensor, query_pos: Tensor, memory: Tensor, pos: Tensor, bias: Tensor) -> Tensor:
+        return x + self.multihead_attn(self.norm(x) + query_pos, memory + pos, memory, bias)
 
 
-class MaskedDecoder(nn.Module):
-    """Learned queries refined layer by layer, cycling through the memory scales coarse to fine."""
-
-    def __init__(
-        self, dim: int, mask_dim: int, num_classes: int, num_queries: int, heads: int, ffn: int, num_layers: int,
-        dropout: float, levels: int = 3,
-    ) -> None:  # fmt: skip
+class FFNLayer(nn.Module):
+    def __init__(self, dim: int, ffn: int) -> None:
         super().__init__()
-        self.dim, self.heads, self.levels, self.num_queries = dim, heads, levels, num_queries
-        self.level_embed = nn.Embedding(levels, dim)
-        self.layers = nn.ModuleList(QueryLayer(dim, heads, ffn, dropout) for _ in range(num_layers))
-        self.predictor = MaskPredictor(dim, mask_dim, num_classes)
+        self.linear1 = nn.Linear(dim, ffn)
+        self.linear2 = nn.Linear(ffn, dim)
+        self.norm = nn.LayerNorm(dim)
+        _xavier(self)
 
-    def select_queries(self, tokens: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """Queries start at the Q memory tokens the class head finds most object-like (Mask DINO style).
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.linear2(F.relu(self.linear1(self.norm(x))))
 
-        Learned queries must find objects from nothing and converge slowly; starting at confident
-        tokens gives every query content and a position from the first layer. The initial prediction
-        from these tokens gets the set loss, which trains the head that ranks them.
-        """
-        scores = self.predictor.class_head(self.predictor.norm(tokens)).softmax(-1)[..., :-1].amax(-1)  # [B, N]
-        k = min(self.num_queries, tokens.shape[1])
-        index = scores.topk(k, dim=1).indices.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])  # [B, Q, D]
-        return tokens.gather(1, index), positions.gather(1, index)
 
-    def forward(self, memories: list[Tensor], mask_features: Tensor) -> list[tuple[Tensor, Tensor]]:
-        batch = mask_features.shape[0]
-        tokens, positions, sizes = [], [], []
-        for level, memory in enumerate(memories):
-            h, w = memory.shape[2], memory.shape[3]
-            tokens.append(memory.flatten(2).transpose(1, 2))  # [B, h*w, D]
-            positions.append(sincos_pos_embed(h, w, self.dim, memory) + self.level_embed.weight[level])
-            sizes.append(memory.shape[-2:])
-        x, pos = self.select_queries(torch.cat(tokens, 1), torch.cat(positions, 1).expand(batch, -1, -1))
-        predictions = [self.predictor(x, mask_features)]
+class MLP(nn.Module):
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, num_layers: int) -> None:
+        super().__init__()
+        dims = [in_dim] + [hidden] * (num_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+
+    def forward(self, x: Tensor) -> Tensor:
         for i, layer in enumerate(self.layers):
-            level = i % self.levels
-            bias = attention_bias(predictions[-1][1], sizes[level], self.heads)
-            x = layer(x, pos, tokens[level], positions[level], bias)
-            predictions.append(self.predictor(x, mask_features))
-        return predictions  # one (logits [B,Q,C+1], masks [B,Q,H/4,W/4]) per layer, plus the initial one
+            x = layer(x) if i == len(self.layers) - 1 else F.relu(layer(x))
+        return x
 
 
-class InputNormalizer(nn.Module):
-    """Raw 0..255 RGB (uint8 or float) -> normalised float; the constants come from the config."""
+class PredictionHeads(nn.Module):
+    """Shared by every decoder layer: class logits [B, Q, C+1] and mask logits [B, Q, h, w] at stride 4."""
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, dim: int, num_classes: int, mask_dim: int) -> None:
         super().__init__()
-        mean = torch.tensor(config.get("pixel_mean", DEFAULT_PIXEL_MEAN), dtype=torch.float32)
-        std = torch.tensor(config.get("pixel_std", DEFAULT_PIXEL_STD), dtype=torch.float32)
-        self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
+        self.decoder_norm = nn.LayerNorm(dim)
+        self.classifier = nn.Linear(dim, num_classes + 1)
+        self.mask_classifier = MLP(dim, dim, mask_dim, 3)
 
-    def forward(self, images: Tensor) -> Tensor:
-        return (images.float() - self.mean) / self.std
+    def forward(self, x: Tensor, mask_features: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.decoder_norm(x)
+        b, c, h, w = mask_features.shape
+        masks = self.mask_classifier(x) @ mask_features.flatten(2)  # [B, Q, h*w]
+        return self.classifier(x), masks.reshape(b, -1, h, w)
 
 
-class FaiMaskFormer(nn.Module):
-    """images [B,3,H,W] raw RGB -> eval: logits [B,Q,C] (softmax, no object dropped), masks [B,Q,H/4,W/4]
-    (sigmoid); training: the dict of `training_outputs`."""
+def attention_bias(mask_logits: Tensor, memory: Tensor, heads: int) -> Tensor:
+    """Masked attention: a query attends only where its last mask is foreground (everywhere if nowhere)."""
+    resized = F.interpolate(mask_logits, size=memory.shape[-2:], mode="bilinear", align_corners=False)
+    background = (resized.flatten(2) < 0).to(mask_logits.dtype)  # [B, Q, hw]
+    some_foreground = (background.amin(-1, keepdim=True) < 0.5).to(mask_logits.dtype)  # a min, exact in fp16
+    bias = (background * some_foreground * MASKED).detach()
+    return bias.unsqueeze(1).expand(-1, heads, -1, -1)  # [B, heads, Q, hw]
 
-    output_names = ("logits", "masks")
-    # Besides the batch, the mask maps follow the input size.
-    output_axes = {"masks": {2: "mask_height", 3: "mask_width"}}
 
-    def __init__(self, config: dict, num_classes: int) -> None:
+class MultiScaleMaskedTransformerDecoder(nn.Module):
+    def __init__(self, in_channels: int, mask_dim: int, num_classes: int, hidden_dim: int, num_queries: int,
+                 heads: int, dim_feedforward: int, dec_layers: int) -> None:
         super().__init__()
-        get = config.get
-        dim, mask_dim = int(get("hidden_dim", 256)), int(get("mask_dim", 256))
-        self.normalize = InputNormalizer(config)
-        self.backbone = build_backbone(get("backbone", "stdc2"), with_stride4=True)
-        self.pixel_decoder = PixelDecoder(self.backbone.channels, dim, mask_dim)
-        self.decoder = MaskedDecoder(
-            dim, mask_dim, num_classes, int(get("num_queries", 100)), int(get("num_heads", 8)),
-            int(get("dim_feedforward", 1024)), int(get("num_decoder_layers", 6)), float(get("dropout", 0.0)),
+        self.heads, self.num_layers = heads, dec_layers
+        self.num_levels = min(NUM_SCALES, dec_layers)
+        self.transformer_self_attention_layers = nn.ModuleList(
+            SelfAttentionLayer(hidden_dim, heads) for _ in range(dec_layers))
+        self.transformer_cross_attention_layers = nn.ModuleList(
+            CrossAttentionLayer(hidden_dim, heads) for _ in range(dec_layers))
+        self.transformer_ffn_layers = nn.ModuleList(FFNLayer(hidden_dim, dim_feedforward) for _ in range(dec_layers))
+        self.query_feat = nn.Embedding(num_queries, hidden_dim)
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)
+        self.input_proj = nn.ModuleList(Conv2d(in_channels, hidden_dim, 1) for _ in range(self.num_levels))
+        self.forward_prediction_heads = PredictionHeads(hidden_dim, num_classes, mask_dim)
+
+    def forward(self, memory: list[Tensor], mask_features: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """One (class logits, mask logits) per layer, the learned queries' own prediction first."""
+        batch = mask_features.shape[0]
+        dim = self.query_feat.weight.shape[1]
+        srcs, poss = [], []
+        for i in range(self.num_levels):
+            srcs.append(self.input_proj[i](memory[i]).flatten(2).transpose(1, 2))  # [B, hw, D]
+            poss.append(sine_position(memory[i], dim // 2).flatten(2).transpose(1, 2))  # [1, hw, D]
+        x = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
+        query_pos = self.query_embed.weight.unsqueeze(0)
+        predictions = [self.forward_prediction_heads(x, mask_features)]
+        for i in range(self.num_layers):
+            level = i % self.num_levels
+            bias = attention_bias(predictions[-1][1], memory[level], self.heads)
+            x = self.transformer_cross_attention_layers[i](x, query_pos, srcs[level], poss[level], bias)
+            x = self.transformer_self_attention_layers[i](x, query_pos)
+            x = self.transformer_ffn_layers[i](x)
+            predictions.append(self.forward_prediction_heads(x, mask_features))
+        return predictions
+
+
+class EmptyWeight(nn.Module):
+    """Holds Focoos' `head.criterion.empty_weight` (class weights of the CE loss, "no object" = eos_coef).
+
+    The set criterion itself lives in focoos.training; the buffer stays so checkpoints round-trip.
+    """
+
+    def __init__(self, num_classes: int, eos_coef: float) -> None:
+        super().__init__()
+        weight = torch.ones(num_classes + 1)
+        weight[-1] = eos_coef
+        self.register_buffer("empty_weight", weight)
+
+
+class MaskFormerHead(nn.Module):
+    def __init__(self, num_classes: int, eos_coef: float, predictor: MultiScaleMaskedTransformerDecoder) -> None:
+        super().__init__()
+        self.criterion = EmptyWeight(num_classes, eos_coef)
+        self.predictor = predictor
+
+    def forward(self, mask_features: Tensor, memory: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        return self.predictor(memory, mask_features)
+
+
+class FAIMaskFormer(nn.Module):
+    """images [B,3,H,W] raw RGB 0..255 -> eval: (masks [B,Q,H/4,W/4] sigmoid, logits [B,Q,C] probabilities);
+    training: {"pred_logits" [B,Q,C+1] raw, "pred_masks" [B,Q,H/4,W/4] raw, "aux_outputs": earlier layers}."""
+
+    output_names = ("masks", "logits")
+    output_axes = {"masks": {2: "mask_height", 3: "mask_width"}}  # besides the batch, masks follow the input size
+
+    def __init__(self, config: dict[str, Any], num_classes: int) -> None:
+        super().__init__()
+        cfg = {**DEFAULTS, **config}
+        self.cls_sigmoid = bool(cfg["cls_sigmoid"])
+        self.pixel_decoder = TransformerFPN(
+            build_backbone(cfg["backbone_config"]), int(cfg["pixel_decoder_feat_dim"]),
+            int(cfg["pixel_decoder_out_dim"]), int(cfg["pixel_decoder_transformer_layers"]),
+            float(cfg["pixel_decoder_transformer_dropout"]), int(cfg["pixel_decoder_transformer_nheads"]),
+            int(cfg["pixel_decoder_transformer_dim_feedforward"]),
         )  # fmt: skip
+        predictor = MultiScaleMaskedTransformerDecoder(
+            int(cfg["pixel_decoder_out_dim"]), int(cfg["transformer_predictor_out_dim"]), num_classes,
+            int(cfg["transformer_predictor_hidden_dim"]), int(cfg["num_queries"]), DECODER_HEADS,
+            int(cfg["transformer_predictor_dim_feedforward"]), int(cfg["transformer_predictor_dec_layers"]),
+        )  # fmt: skip
+        self.head = MaskFormerHead(num_classes, float(cfg["criterion_eos_coef"]), predictor)
+        self.register_buffer("pixel_mean", torch.tensor(cfg["pixel_mean"], dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(cfg["pixel_std"], dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor] | dict:
-        memories, mask_features = self.pixel_decoder(self.backbone(self.normalize(images)))
-        predictions = self.decoder(memories, mask_features)
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor] | dict[str, Any]:
+        images = (images.float() - self.pixel_mean) / self.pixel_std
+        predictions = self.head(*self.pixel_decoder(images))
+        logits, masks = predictions[-1]
         if self.training:
-            return training_outputs(predictions)
-        return export_outputs(*predictions[-1])
+            aux = [{"pred_logits": lg, "pred_masks": mk} for lg, mk in predictions[:-1]]
+            return {"pred_logits": logits, "pred_masks": masks, "aux_outputs": aux}
+        probs = logits.sigmoid() if self.cls_sigmoid else logits.softmax(-1)
+        return masks.sigmoid(), probs[..., :-1]
 
 
-def build_model(config: dict, num_classes: int) -> FaiMaskFormer:
-    """Build FAI-MF from a registry config (postprocessing keys such as top_k are ignored here)."""
-    return FaiMaskFormer(config, num_classes)
+def build_model(config: dict[str, Any], num_classes: int) -> FAIMaskFormer:
+    """Build FAI-MF from Focoos' MaskFormerConfig dict (postprocessing keys such as top_k are ignored here)."""
+    return FAIMaskFormer(config, num_classes)
