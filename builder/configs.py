@@ -14,6 +14,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from focoos.ports import ModelInfo, RuntimeType, Task
+from focoos.processing.postprocess import postprocess_options
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 from focoos.processing.transport import (
     BOX_TASKS,
@@ -148,7 +149,7 @@ def postprocess_config(
         instance_group=python_instances(instances),
         parameters=_params({
             "task": info.task.value, "top_k": top_k, "threshold": threshold,
-            "mask_threshold": float(info.config.get("mask_threshold", 0.5)),
+            "postprocess_options": postprocess_options(info.config),
         }),
     )
 

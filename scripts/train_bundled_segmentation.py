@@ -1,12 +1,12 @@
 """Reproduce the bundled segmentation models on MNIST digits canvases (exact masks from the digits' ink).
 
-    python scripts/train_bundled_segmentation.py --task instseg   # fai-mf-n-digits-ins, ~40 min on 2 cores
-    python scripts/train_bundled_segmentation.py --task semseg    # bisenetformer-n-digits-sem, ~20 min
+    python scripts/train_bundled_segmentation.py --task instseg   # fai-mf-n-digits-ins, ~60 min on one core
+    python scripts/train_bundled_segmentation.py --task semseg    # bisenetformer-n-digits-sem, ~25 min
     python scripts/train_bundled_segmentation.py --task instseg --max-iters 5 --train-images 16 --val-images 4 \\
         --data /tmp/digits_seg --no-install                     # smoke
 
-The backbone starts from the bundled detector fai-detr-n-digits (trained on the same training
-digits; validation digits are never seen by either), the rest from scratch. Writes runs/<run>/
+The backbone starts from the bundled classifier fai-cls-n-digits (the same STDC nano, trained on the
+training digits only; validation digits are never seen by either), the rest from scratch. Writes runs/<run>/
 (model_info.json with segm AP or mIoU on the held-out split, model_final.pth, metrics.json) and,
 unless --no-install, installs fp16 weights and a registry JSON into focoos/registry/.
 """
@@ -36,28 +36,36 @@ from focoos.weights import load_weights
 ROOT = Path(__file__).resolve().parents[1]
 RESOLUTION = 256
 MEAN_STD = {"pixel_mean": [123.675, 116.28, 103.53], "pixel_std": [58.395, 57.12, 57.375]}
+STDC_NANO = {"model_type": "stdc", "base": 32, "layers": [2, 2, 2], "block_num": 4, "block_type": "cat",
+             "use_conv_last": False, "out_features": ["res2", "res3", "res4", "res5"]}
+# Focoos' FAI-MF and BiSeNetFormer architectures scaled down for 256x256 digit canvases.
 RECIPES = {
     Task.INSTANCE_SEGMENTATION: {
         "name": "fai-mf-n-digits-ins",
         "family": ModelFamily.MASKFORMER,
         "layout": DatasetLayout.ROBOFLOW_COCO,
-        "backbone_prefix": "backbone.body.",
-        "max_iters": 2000,
+        "max_iters": 3000,
         "description": "Segments handwritten digits 0-9 (MNIST) on textured canvases, one mask per digit.",
-        "config": {"backbone": "mobilenetv2_100", "hidden_dim": 128, "mask_dim": 128, "num_queries": 50,
-                   "num_heads": 4, "dim_feedforward": 512, "num_decoder_layers": 3, "top_k": 50,
-                   "mask_threshold": 0.5, "train_num_points": 4096},
+        "config": {"backbone_config": STDC_NANO, "num_queries": 50, "resolution": RESOLUTION,
+                   "pixel_decoder_out_dim": 128, "pixel_decoder_feat_dim": 128, "pixel_decoder_transformer_layers": 0,
+                   "transformer_predictor_out_dim": 128, "transformer_predictor_hidden_dim": 128,
+                   "transformer_predictor_dec_layers": 3, "transformer_predictor_dim_feedforward": 512,
+                   "head_out_dim": 128, "cls_sigmoid": False, "postprocessing_type": "instance", "mask_threshold": 0.5,
+                   "predict_all_pixels": False, "use_mask_score": True, "threshold": 0.5, "top_k": 50,
+                   "criterion_num_points": 4096},
     },
     Task.SEMSEG: {
         "name": "bisenetformer-n-digits-sem",
         "family": ModelFamily.BISENETFORMER,
         "layout": DatasetLayout.ROBOFLOW_SEG,
-        "backbone_prefix": "context_path.backbone.body.",
-        "max_iters": 1000,
+        "max_iters": 1500,
         "description": "Labels every pixel as background or one of the digits 0-9 (MNIST) on textured canvases.",
-        "config": {"backbone": "mobilenetv2_100", "hidden_dim": 96, "mask_dim": 96, "spatial_dim": 32,
-                   "num_queries": 24, "num_heads": 4, "dim_feedforward": 384, "num_decoder_layers": 2,
-                   "top_k": 11, "train_num_points": 4096},
+        "config": {"backbone_config": STDC_NANO, "num_queries": 24, "pixel_decoder_out_dim": 96,
+                   "pixel_decoder_feat_dim": 96, "transformer_predictor_out_dim": 96,
+                   "transformer_predictor_hidden_dim": 96, "transformer_predictor_dec_layers": 2,
+                   "transformer_predictor_dim_feedforward": 384, "head_out_dim": 96, "cls_sigmoid": False,
+                   "postprocessing_type": "semantic", "mask_threshold": 0.5, "predict_all_pixels": True,
+                   "use_mask_score": False, "threshold": 0.5, "top_k": 24, "criterion_num_points": 4096},
     },
 }
 
@@ -73,13 +81,13 @@ def prepare_data(out: Path, train_images: int, val_images: int) -> None:
     )
 
 
-def init_backbone_from_detector(network: torch.nn.Module, prefix: str) -> int:
-    """Copy fai-detr-n-digits' backbone (same timm model) into `network`; returns the tensors copied."""
-    detector = ModelManager.get("fai-detr-n-digits", device="cpu").model.state_dict()
-    source = {k.removeprefix("backbone.body."): v for k, v in detector.items() if k.startswith("backbone.body.")}
+def init_backbone_from_classifier(network: torch.nn.Module) -> int:
+    """Copy the bundled classifier's STDC nano backbone (trained on the training digits only) into
+    `network`'s pixel_decoder.backbone; returns the tensors copied."""
+    classifier = ModelManager.get("fai-cls-n-digits", device="cpu").model.state_dict()
     target = network.state_dict()
-    copied = {prefix + k: v.float() for k, v in source.items() if target.get(prefix + k, v).shape == v.shape}
-    copied = {k: v for k, v in copied.items() if k in target}
+    copied = {"pixel_decoder." + k: v.float() for k, v in classifier.items() if k.startswith("backbone.")}
+    copied = {k: v for k, v in copied.items() if k in target and target[k].shape == v.shape}
     network.load_state_dict(copied, strict=False)
     return len(copied)
 
@@ -90,7 +98,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "digits_seg")
     parser.add_argument("--train-images", type=int, default=1200)
     parser.add_argument("--val-images", type=int, default=200)
-    parser.add_argument("--max-iters", type=int, default=None, help="default: 2000 (instseg), 1000 (semseg)")
+    parser.add_argument("--max-iters", type=int, default=None, help="default: 3000 (instseg), 1500 (semseg)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output-dir", type=Path, default=ROOT / "runs")
     parser.add_argument("--init-weights", type=Path, default=None, help="start from these weights instead")
@@ -120,8 +128,7 @@ def main() -> None:
     if args.init_weights:
         load_weights(model.model, args.init_weights)
     else:
-        print(f"backbone: {init_backbone_from_detector(model.model, recipe['backbone_prefix'])} tensors from "
-              "fai-detr-n-digits")
+        print(f"backbone: {init_backbone_from_classifier(model.model)} tensors from fai-cls-n-digits")
     trainer_args = TrainerArgs(
         run_name=info.name, output_dir=str(args.output_dir), max_iters=args.max_iters, batch_size=args.batch_size,
         learning_rate=3e-4, backbone_multiplier=0.3, weight_decay=1e-4, warmup_iters=min(50, args.max_iters // 10),

@@ -1,5 +1,6 @@
 """Postprocess step: raw network outputs -> detections in original pixels, padded to top-k with a count."""
 
+import json
 import os
 import sys
 import time
@@ -36,7 +37,7 @@ class TritonPythonModel:
         self.task = params["task"]
         self.max_top_k = int(params["top_k"])
         self.default_threshold = float(params["threshold"])
-        self.mask_threshold = float(params.get("mask_threshold", 0.5))
+        self.options = json.loads(params["postprocess_options"])
         self.input_names = [name for name in input_names(args) if name != ORIGINAL_HW]
         self.metrics = StageMetrics(args["model_name"], "postprocess")
 
@@ -56,7 +57,7 @@ class TritonPythonModel:
                 threshold, top_k = self._options(request)
                 original_hw = [tuple(hw) for hw in pb_utils.get_input_tensor_by_name(request, ORIGINAL_HW).as_numpy()]
                 outputs = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
-                results = postprocess_task(self.task, outputs, original_hw, threshold, top_k, self.mask_threshold)
+                results = postprocess_task(self.task, outputs, original_hw, threshold, top_k, **self.options)
                 num, boxes, scores, classes = pad_detections(results, self.max_top_k)
                 tensors = [pb_utils.Tensor(NUM_DETECTIONS, num)]
                 if self.task in BOX_TASKS:

@@ -22,7 +22,7 @@ from focoos.processing import (
     to_base64,
     validate_threshold,
 )
-from focoos.processing.postprocess import MASK_THRESHOLD, TASK_TOP_K
+from focoos.processing.postprocess import TASK_TOP_K, postprocess_options
 
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 INFER_OPTIONS = ("top_k", "image_size")  # keyword options of infer() beyond image, threshold, annotate
@@ -42,7 +42,7 @@ def postprocess_outputs(
     """Run the task's numpy postprocessing with the model's top_k and mask threshold."""
     return postprocess_task(
         info.task.value, outputs, original_hw, threshold, top_k or default_top_k(info),
-        float(info.config.get("mask_threshold", MASK_THRESHOLD)),
+        **postprocess_options(info.config),
     )  # fmt: skip
 
 

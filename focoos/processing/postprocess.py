@@ -226,6 +226,16 @@ def postprocess_semantic(
     return results
 
 
+def postprocess_options(config: dict) -> dict:
+    """The postprocessing flags of a model config with Focoos' defaults: read here, locally and by the
+    builder (which stores them in the Triton step's parameters), so both paths answer alike."""
+    return {
+        "mask_threshold": float(config.get("mask_threshold", MASK_THRESHOLD)),
+        "use_mask_score": bool(config.get("use_mask_score", False)),
+        "predict_all_pixels": bool(config.get("predict_all_pixels", False)),
+    }
+
+
 def postprocess_task(
     task: str,
     outputs: dict[str, np.ndarray],

@@ -19,5 +19,5 @@ def build_criterion(info: ModelInfo) -> nn.Module:
     if info.model_family in (ModelFamily.MASKFORMER, ModelFamily.BISENETFORMER):
         from .maskformer import MaskFormerCriterion
 
-        return MaskFormerCriterion(info.num_classes, num_points=int(info.config.get("train_num_points", 12544)))
+        return MaskFormerCriterion.from_config(info.num_classes, info.config)
     raise NotImplementedError(f"no training loss for family {info.model_family.value}")
