@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -15,16 +17,35 @@ from focoos import ModelFamily, ModelInfo, ModelManager, NoWeightsWarning, Task
 # Registry names carry Focoos' weights URLs: tests never reach for them (they build random weights).
 os.environ.setdefault("FOCOOS_OFFLINE", "1")
 
-SMALL_DETR_CONFIG = {
-    "backbone": "stdc1",
-    "hidden_dim": 64,
-    "num_queries": 50,
-    "num_heads": 4,
-    "num_decoder_layers": 2,
-    "dim_feedforward": 128,
-    "depth_mult": 0.34,
-    "num_classes": 3,
-}
+TINY_STDC = {"model_type": "stdc", "base": 32, "layers": [1, 1, 1], "block_num": 4, "block_type": "cat",
+             "use_conv_last": False, "out_features": ["res2", "res3", "res4", "res5"]}
+
+
+def detr_config(dim: int, queries: int, decoder_layers: int, heads: int = 4) -> dict:
+    """A small FAI-DETR in Focoos' config schema (the architecture of fai-detr-m-coco, narrower)."""
+    return {
+        "backbone_config": TINY_STDC, "num_queries": queries,
+        "pixel_decoder_out_dim": dim, "pixel_decoder_feat_dim": dim, "pixel_decoder_num_encoder_layers": 1,
+        "pixel_decoder_expansion": 0.5, "pixel_decoder_dim_feedforward": 2 * dim, "pixel_decoder_nhead": heads,
+        "transformer_predictor_out_dim": dim, "transformer_predictor_hidden_dim": dim,
+        "transformer_predictor_dec_layers": decoder_layers, "transformer_predictor_dim_feedforward": 2 * dim,
+        "transformer_predictor_nhead": heads, "head_out_dim": dim,
+    }
+
+
+def mask_config(dim: int, queries: int, decoder_layers: int, semantic: bool) -> dict:
+    """A small FAI-MF / BiSeNetFormer in Focoos' config schema."""
+    return {
+        "backbone_config": TINY_STDC, "num_queries": queries, "pixel_decoder_out_dim": dim,
+        "pixel_decoder_feat_dim": dim, "pixel_decoder_transformer_layers": 0, "transformer_predictor_out_dim": dim,
+        "transformer_predictor_hidden_dim": dim, "transformer_predictor_dec_layers": decoder_layers,
+        "transformer_predictor_dim_feedforward": 2 * dim, "head_out_dim": dim,
+        "postprocessing_type": "semantic" if semantic else "instance", "predict_all_pixels": semantic,
+        "use_mask_score": not semantic, "criterion_num_points": 1024,
+    }
+
+
+SMALL_DETR_CONFIG = {**detr_config(64, 50, 2), "num_classes": 3}
 
 
 def make_scene(height: int = 240, width: int = 320, seed: int = 0) -> np.ndarray:
@@ -78,3 +99,32 @@ def small_detr():
 @pytest.fixture(scope="session")
 def small_cls():
     return quiet_get("fai-cls-n-coco", im_size=96, device="cpu")
+
+
+@pytest.fixture()
+def http_root(tmp_path):
+    """A real HTTP server on a free loopback port serving tmp_path/www; yields (base_url, root, requested paths)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root, requests
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -8,9 +8,7 @@ and build random weights; online they download (tested against a loopback HTTP s
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import warnings
 from pathlib import Path
 
@@ -100,35 +98,6 @@ def test_save_writes_focoos_checkpoint_form(focoos_folder_model, tmp_path):
     assert [(k, list(v.shape)) for k, v in checkpoint["model"].items()] == [
         (k, s) for k, s, _, _ in ref.manifest(name)["state_dict"]
     ]
-
-
-@pytest.fixture()
-def http_root(tmp_path):
-    """A real HTTP server on a free loopback port serving tmp_path/www; yields (base_url, root, requests)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    requests: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root, requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture()

@@ -26,9 +26,9 @@ def test_local_folder_round_trip_keeps_weights(tmp_path, small_detr, scene):
 
 
 def test_model_info_strategy_with_config_overrides():
-    model = quiet_get("renamed", model_info=small_detr_info(), num_decoder_layers=1, im_size=192)
+    model = quiet_get("renamed", model_info=small_detr_info(), transformer_predictor_dec_layers=1, im_size=192)
     assert model.name == "renamed"
-    assert model.config["num_decoder_layers"] == 1 and model.resolution == (192, 192)
+    assert model.config["transformer_predictor_dec_layers"] == 1 and model.resolution == (192, 192)
 
 
 def test_weights_uri_local_path_loads(tmp_path, small_detr, scene):
@@ -41,7 +41,8 @@ def test_weights_uri_local_path_loads(tmp_path, small_detr, scene):
 
 def test_weights_with_wrong_shapes_name_the_keys(tmp_path, small_detr):
     small_detr.save(tmp_path / "m")
-    wider = small_detr_info().model_copy(update={"config": {**small_detr_info().config, "hidden_dim": 32}})
+    config = {**small_detr_info().config, "transformer_predictor_hidden_dim": 32}
+    wider = small_detr_info().model_copy(update={"config": config})
     wider.dump_json(tmp_path / "m" / "model_info.json")
     with pytest.raises(WeightsError, match="shape mismatches"):
         ModelManager.get(str(tmp_path / "m"))

@@ -7,7 +7,6 @@ import io
 import zlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -101,10 +100,21 @@ def test_huge_image_is_refused_before_decoding():
         decode_image(bytes(data))
 
 
-def test_preprocess_resizes_to_nchw_uint8(scene):
+def test_preprocess_resizes_in_float_like_torch_bilinear(scene):
+    """Focoos resizes with torch's bilinear interpolate on float pixels: ours gives the same values."""
+    import torch
+
     batch = preprocess_images([scene, scene[:100]], (64, 96))
-    assert batch.shape == (2, 3, 64, 96) and batch.dtype == np.uint8
-    np.testing.assert_array_equal(batch[0].transpose(1, 2, 0), cv2.resize(scene, (96, 64)))
+    assert batch.shape == (2, 3, 64, 96) and batch.dtype == np.float32
+    pixels = torch.from_numpy(scene).permute(2, 0, 1)[None].float()
+    expected = torch.nn.functional.interpolate(pixels, size=(64, 96), mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(batch[:1], expected.numpy(), atol=1e-2)  # 4e-5 of the 0..255 range
+
+
+def test_preprocess_at_native_size_needs_one_size(scene):
+    np.testing.assert_array_equal(preprocess_images([scene], None)[0].transpose(1, 2, 0), scene)
+    with pytest.raises(InvalidInputError, match="different sizes"):
+        preprocess_images([scene, scene[:100]], None)
 
 
 def test_detr_postprocess_scales_boxes_and_applies_threshold_and_top_k():

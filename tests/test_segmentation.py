@@ -30,10 +30,10 @@ SEG_MODELS = ["fai-mf-m-coco-ins", "bisenetformer-m-ade"]
 def sharpen(model) -> None:
     """Untrained heads give mask probabilities near 0.5 everywhere; scaling the last layers makes
     masks decisive (so runtimes can be compared pixel by pixel) without changing the architecture."""
-    predictor = model.model.predictor if hasattr(model.model, "predictor") else model.model.decoder.predictor
+    heads = model.model.head.predictor.forward_prediction_heads  # Focoos' layout, both families
     with torch.no_grad():
-        predictor.mask_head.layers[-1].weight.mul_(30)
-        predictor.class_head.weight.mul_(10)
+        heads.mask_classifier.layers[-1].weight.mul_(30)
+        heads.classifier.weight.mul_(10)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -86,13 +86,16 @@ def test_mask_box_and_paste_invert_a_crop():
 
 def test_instance_postprocess_scores_boxes_and_masks():
     logits, masks = blob_outputs()
-    (res,) = postprocess_instance(logits, masks, [(64, 96)], threshold=0.5)
+    (res,) = postprocess_instance(logits, masks, [(64, 96)], threshold=0.5, use_mask_score=True)
     assert res.classes.tolist() == [1, 0]  # the weak query is under the threshold
-    # score = class prob x mean mask prob inside the binary mask
-    assert res.scores[0] == pytest.approx(0.9 * 0.98, abs=1e-5)
-    square = cv2.resize(masks[0, 0], (96, 64), interpolation=cv2.INTER_LINEAR) > 0.5
+    # score = class prob x mean mask prob inside the binary mask (Focoos' use_mask_score)
+    probability = cv2.resize(masks[0, 0], (96, 64), interpolation=cv2.INTER_LINEAR)  # at the image's size
+    square = probability >= 0.5
+    assert res.scores[0] == pytest.approx(0.9 * probability[square].mean(), abs=1e-4)
     assert tuple(res.boxes[0].astype(int)) == mask_box(square)
     assert np.array_equal(paste_mask(decode_mask(res.masks[0]), res.boxes[0], (64, 96)), square)
+    (plain,) = postprocess_instance(logits, masks, [(64, 96)], threshold=0.5)
+    assert plain.scores[0] == pytest.approx(0.9)  # without it: the class probability alone
     (top1,) = postprocess_instance(logits, masks, [(64, 96)], threshold=0.0, top_k=1)
     assert len(top1.scores) == 1 and top1.classes[0] == 1
     with pytest.raises(InvalidInputError, match="do not match"):
@@ -102,10 +105,13 @@ def test_instance_postprocess_scores_boxes_and_masks():
 def test_semantic_postprocess_is_a_disjoint_label_map():
     logits, masks = blob_outputs()
     (res,) = postprocess_semantic(logits, masks, [(32, 48)], threshold=0.0)
-    assert len(set(res.classes.tolist())) == len(res.classes)  # one detection per class
+    full = [paste_mask(decode_mask(m), b, (32, 48)) for m, b in zip(res.masks, res.boxes, strict=True)]
+    assert (np.sum(full, axis=0) <= 1).all()  # disjoint regions
     rebuilt = label_map(res.boxes, res.masks, res.classes, (32, 48))
-    seg = np.einsum("qc,qhw->chw", logits[0], masks[0])
-    reference = np.argmax([cv2.resize(s, (48, 32), interpolation=cv2.INTER_LINEAR) for s in seg], axis=0)
+    # Focoos' predict_all_pixels: each pixel goes to the query with the highest score x mask probability
+    up = np.stack([cv2.resize(m, (48, 32), interpolation=cv2.INTER_LINEAR) for m in masks[0]])
+    winner = np.argmax(logits[0].max(-1)[:, None, None] * up, axis=0)
+    reference = logits[0].argmax(-1)[winner]
     assert (rebuilt == reference).mean() > 0.99
     assert (rebuilt != 255).all()  # threshold 0 labels every pixel
     assert ((rebuilt == 1)[4:12, 4:12]).all()  # the square of class 1, upsampled x2
@@ -149,7 +155,7 @@ def test_fai_mf_training_outputs_follow_the_set_loss_contract():
     out = network(torch.randint(0, 255, (2, 3, 96, 128), dtype=torch.uint8))
     assert out["pred_logits"].shape == (2, 100, 81)
     assert out["pred_masks"].shape == (2, 100, 24, 32)
-    assert len(out["aux_outputs"]) == 3  # the initial prediction and two of the three layers
+    assert len(out["aux_outputs"]) == 6  # the initial prediction and five of the six decoder layers
     network.eval()
 
 
@@ -168,6 +174,7 @@ def test_exported_segmentation_equals_eager(name, runtime, tmp_path):
     sharpen(model)
     exported = model.export(runtime, out_dir=tmp_path / "export")
     images = [make_scene(120, 160, seed=6), make_scene(90, 70, seed=7)]
-    for image, local, served in zip(images, model.infer(images, threshold=0.0),
+    # the exported graph takes im_size: eager inference at that size is what it must equal
+    for image, local, served in zip(images, model.infer(images, threshold=0.0, image_size=128),
                                     exported.infer(images, threshold=0.0), strict=True):
         assert_same_masks(local, served, image.shape[:2])

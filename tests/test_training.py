@@ -16,13 +16,12 @@ from pydantic import ValidationError
 
 from focoos import DatasetLayout, DatasetSplitType, ModelFamily, ModelInfo, ModelManager, Task, TrainerArgs
 from focoos.data import AutoDataset, DatasetAugmentations
-from tests.conftest import quiet_get
+from tests.conftest import detr_config, quiet_get
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 RESOLUTION = 160
-TINY_CONFIG = {"backbone": "stdc1", "hidden_dim": 32, "num_queries": 20, "num_heads": 2, "num_decoder_layers": 1,
-               "dim_feedforward": 64, "depth_mult": 0.34, "num_classes": 10, "top_k": 20}
+TINY_CONFIG = {**detr_config(32, 20, 1, heads=2), "num_classes": 10, "top_k": 20}
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,11 @@ import pytest
 
 from focoos import DatasetLayout, DatasetSplitType, ModelFamily, ModelInfo, Task, TrainerArgs
 from focoos.data import AutoDataset, DatasetAugmentations
-from tests.conftest import quiet_get
+from tests.conftest import mask_config, quiet_get
 
 pytestmark = pytest.mark.slow
 RESOLUTION = 128
-TINY = {"backbone": "stdc1", "hidden_dim": 32, "mask_dim": 32, "num_queries": 10, "num_heads": 2,
-        "dim_feedforward": 64, "num_decoder_layers": 2, "spatial_dim": 16, "train_num_points": 1024}
+TINY = {task: mask_config(32, 10, 2, semantic=task == Task.SEMSEG) for task in Task if task.value.endswith("seg")}
 CASES = {
     Task.INSTANCE_SEGMENTATION: (ModelFamily.MASKFORMER, DatasetLayout.ROBOFLOW_COCO, "", "segm/AP"),
     Task.SEMSEG: (ModelFamily.BISENETFORMER, DatasetLayout.ROBOFLOW_SEG, "_sem", "sem_seg/mIoU"),
@@ -40,7 +39,7 @@ def test_segmentation_training_run_writes_metrics_and_a_loadable_model(task, dig
     augs = DatasetAugmentations(resolution=RESOLUTION)
     train, val = dataset.get_split(augs, DatasetSplitType.TRAIN), dataset.get_split(augs, DatasetSplitType.VAL)
     info = ModelInfo(name=f"tiny-{task.value}", model_family=family, task=task, classes=train.classes,
-                     im_size=RESOLUTION, config={**TINY, "num_classes": len(train.classes)})
+                     im_size=RESOLUTION, config={**TINY[task], "num_classes": len(train.classes)})
     model = quiet_get(info.name, model_info=info, device="cpu")
     args = TrainerArgs(run_name="run", output_dir=str(tmp_path), max_iters=3, batch_size=2, eval_period=3,
                        log_period=1, warmup_iters=1, checkpointer_period=3, learning_rate=1e-4, seed=0)
