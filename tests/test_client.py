@@ -29,7 +29,6 @@ from focoos import RuntimeType
 from focoos.processing import encode_image
 from tests.conftest import make_scene
 from tests.parity import assert_same_detections
-from tests.test_weights import http_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 IMAGES = [make_scene(240, 320, seed=1), make_scene(480, 360, seed=2), make_scene(97, 203, seed=3)]
@@ -67,8 +66,8 @@ def test_discovers_the_model_from_the_server(model):
     assert model.metadata()["name"] == "det"
 
 
-def test_every_input_kind_gives_local_detections(model, small_detr, tmp_path, http_server):  # noqa: F811
-    base, root, _ = http_server
+def test_every_input_kind_gives_local_detections(model, small_detr, tmp_path, http_root):
+    base, root, _ = http_root
     image = IMAGES[0]
     png = encode_image(image, ".png")
     (tmp_path / "scene.png").write_bytes(png)

@@ -51,7 +51,12 @@ def _matches(ours: dict, theirs: dict, image_hw: tuple[int, int]) -> bool:
     if ours["bbox"] is not None and np.abs(np.subtract(ours["bbox"], theirs["bbox"])).max() > BOX_TOL_PX:
         return False
     if theirs.get("mask"):
-        a, b = _full_mask(ours, image_hw), _full_mask(theirs, image_hw)
+        # Focoos' boxes end at the last pixel and its crop mask[y1:y2, x1:x2] drops that last row and
+        # column; ours keep the whole mask (pixel-edge boxes). Compare our mask cut the way Focoos cuts.
+        x1, y1, x2, y2 = theirs["bbox"]
+        a = np.zeros(image_hw, dtype=bool)
+        a[y1:y2, x1:x2] = _full_mask(ours, image_hw)[y1:y2, x1:x2]
+        b = _full_mask(theirs, image_hw)
         union = np.logical_or(a, b).sum()
         return union == 0 or np.logical_and(a, b).sum() / union >= MASK_IOU
     return True
@@ -69,6 +74,12 @@ def assert_focoos_detections(ours: list[dict], theirs: list[dict], image_hw: tup
             assert any(_matches(det, t, image_hw) for t in theirs), f"our {det | {'mask': '...'}} is not Focoos'"
 
 
+# Focoos' recorded fai-mf detections are empty lists, yet Focoos' own processor rule keeps 14-100 detections
+# (scores 0.04-0.09) on the recorded raw outputs, which ours equal (tests/test_focoos_fai_mf.py): the
+# recording looks made at the config threshold 0.5, not 1e-4.
+EMPTY_RECORDINGS = {"fai-mf-s-coco-ins", "fai-mf-m-ade"}
+
+
 @pytest.fixture(scope="module", params=SUPPORTED_PROBES)
 def focoos_folder_model(request, tmp_path_factory):
     folder = write_focoos_folder(request.param, tmp_path_factory.mktemp("runs") / request.param)
@@ -77,11 +88,13 @@ def focoos_folder_model(request, tmp_path_factory):
         return request.param, ModelManager.get(str(folder), device="cpu")
 
 
-def test_focoos_folder_infers_focoos_detections(focoos_folder_model):
+def test_focoos_folder_infers_focoos_detections(focoos_folder_model, request):
     """Focoos 0.25 recorded these detections from PIL images, which its image_loader turns from RGB to
     BGR (cv2.cvtColor on an RGB array); its recorded raw outputs are RGB. We read PIL images as RGB, so
     we feed the swapped pixels Focoos actually processed."""
     name, model = focoos_folder_model
+    if name in EMPTY_RECORDINGS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="recording inconsistent with Focoos' rule"))
     for index, recorded in enumerate(ref.probe_detections(name)):
         image = np.ascontiguousarray(load_image(ref.probe_image(index))[..., ::-1])
         result = model.infer(image, threshold=1e-4)
