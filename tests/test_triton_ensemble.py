@@ -34,7 +34,7 @@ def server(small_detr, small_cls, tmp_path_factory):
     repo.add(small_detr, runtime_type=RuntimeType.TORCHSCRIPT_32, name="det_ts", target="embedded",
              max_batch_size=4, top_k=ALL_PAIRS, preprocess_instances=1, postprocess_instances=1)
     repo.add(small_cls, runtime_type=RuntimeType.ONNX_CPU, name="cls", target="embedded", max_batch_size=4,
-             top_k=5, preprocess_instances=1, postprocess_instances=1)
+             preprocess_instances=1, postprocess_instances=1)
     with TritonServer(root) as running:
         yield running
 
