@@ -68,3 +68,16 @@ def test_bundled_classifier_reads_held_out_digits():
     results = classifier.infer([digits[i] for i in picked], threshold=0.0, top_k=1)
     correct = sum(r.detections[0].label == str(labels[i]) for r, i in zip(results, picked, strict=True))
     assert correct / len(picked) >= 0.9, correct
+
+
+def test_no_stacked_boxes_on_the_demo_canvases(model):
+    """What `focoos demo` shows: at most one same-class pair of boxes with IoU > 0.7 over the demo threshold
+    per 10 canvases (an undertrained one-to-one matcher stacks two or three boxes on one digit)."""
+    from focoos.samples import digit_canvases
+
+    canvases = list(digit_canvases(count=20).values())
+    pairs = 0
+    for det in model.infer(canvases, threshold=0.5):
+        boxes = [(d.cls_id, np.array(d.bbox, float)) for d in det.detections]
+        pairs += sum(a[0] == b[0] and _iou(a[1], b[1]) > 0.7 for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert pairs <= len(canvases) // 10, pairs
