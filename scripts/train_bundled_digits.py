@@ -50,6 +50,7 @@ CONFIG = {
     "head_out_dim": 128,
     "top_k": 100,
     "threshold": 0.5,
+    "nms_iou": 0.7,  # ours, not Focoos': per-class suppression of the stacked boxes a small DETR still makes
     "pixel_mean": [123.675, 116.28, 103.53],
     "pixel_std": [58.395, 57.12, 57.375],
 }

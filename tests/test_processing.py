@@ -151,3 +151,12 @@ def test_pad_and_unpad_round_trip():
     (back,) = unpad_detections(num, pboxes, pscores, pclasses)
     np.testing.assert_allclose(back.boxes, results[0].boxes)
     np.testing.assert_array_equal(back.classes, results[0].classes)
+
+
+def test_detr_nms_iou_drops_stacked_boxes_of_one_class_only_when_configured():
+    boxes = np.array([[[0.1, 0.1, 0.5, 0.5], [0.11, 0.1, 0.5, 0.5], [0.1, 0.1, 0.5, 0.5]]], np.float32)
+    scores = np.array([[[0.9, 0.0], [0.8, 0.0], [0.0, 0.7]]], np.float32)  # two class-0 boxes stacked
+    (plain,) = postprocess_detr(boxes, scores, [(100, 100)], threshold=0.5)
+    assert plain.classes.tolist() == [0, 0, 1]  # Focoos' rule: no suppression
+    (kept,) = postprocess_detr(boxes, scores, [(100, 100)], threshold=0.5, nms_iou=0.7)
+    assert kept.classes.tolist() == [0, 1] and kept.scores.tolist() == pytest.approx([0.9, 0.7])

@@ -48,6 +48,8 @@ def postprocess_detr(
     original_hw: list[tuple[int, int]],
     threshold: float = 0.5,
     top_k: int = DEFAULT_TOP_K,
+    *,
+    nms_iou: float | None = None,
 ) -> list[DetectionArrays]:
     """DETR outputs -> detections per image, as Focoos' DETR processor returns them.
 
@@ -55,6 +57,8 @@ def postprocess_detr(
     Top-k over all query x class pairs (a query may yield several classes), best first, then the
     threshold (strictly above), then boxes scaled to each original image and rounded to whole pixels.
     Like Focoos, boxes are not clipped: a box may extend past the image border.
+    nms_iou (not a Focoos option, off unless a config sets it): drop a box that overlaps a better box of
+    its class by more than this IoU, for small DETRs whose one-to-one matching is not converged.
     """
     threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
     batch, num_queries, num_classes = scores.shape
@@ -72,8 +76,26 @@ def postprocess_detr(
         query, cls = top // num_classes, top % num_classes
         scale = np.array([width, height, width, height], dtype=np.float32)
         xyxy = np.round(boxes[b, query].astype(np.float32) * scale)  # [N, 4], half to even as torch.round
-        results.append(DetectionArrays(xyxy.astype(np.float32), flat[b, top].astype(np.float32), cls.astype(np.int64)))
+        keep = _class_nms(xyxy, cls, nms_iou) if nms_iou is not None else slice(None)
+        results.append(DetectionArrays(
+            xyxy[keep].astype(np.float32), flat[b, top][keep].astype(np.float32), cls[keep].astype(np.int64)
+        ))
     return results
+
+
+def _class_nms(xyxy: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy per-class suppression of boxes already sorted best first."""
+    area = np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
+    kept: list[int] = []
+    for i in range(len(xyxy)):
+        same = [j for j in kept if classes[j] == classes[i]]
+        if same:
+            lt, rb = np.maximum(xyxy[same, :2], xyxy[i, :2]), np.minimum(xyxy[same, 2:], xyxy[i, 2:])
+            inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+            if (inter / np.maximum(area[same] + area[i] - inter, 1e-9) > iou).any():
+                continue
+        kept.append(i)
+    return np.asarray(kept, dtype=np.int64)
 
 
 def postprocess_classification(
@@ -233,6 +255,7 @@ def postprocess_options(config: dict) -> dict:
         "mask_threshold": float(config.get("mask_threshold", MASK_THRESHOLD)),
         "use_mask_score": bool(config.get("use_mask_score", False)),
         "predict_all_pixels": bool(config.get("predict_all_pixels", False)),
+        "nms_iou": None if config.get("nms_iou") is None else float(config["nms_iou"]),
     }
 
 
@@ -246,6 +269,7 @@ def postprocess_task(
     *,
     use_mask_score: bool = False,
     predict_all_pixels: bool = False,
+    nms_iou: float | None = None,
 ) -> list[DetectionArrays]:
     """The one dispatch from task name to postprocessing, used locally and in the Triton step.
 
@@ -253,7 +277,7 @@ def postprocess_task(
     defaults: both off); predict_all_pixels picks postprocess_semantic, as in Focoos' processor.
     """
     if task == "detection":
-        return postprocess_detr(outputs["boxes"], outputs["logits"], original_hw, threshold, top_k)
+        return postprocess_detr(outputs["boxes"], outputs["logits"], original_hw, threshold, top_k, nms_iou=nms_iou)
     if task == "classification":
         return postprocess_classification(outputs["logits"], threshold, top_k)
     if task in ("instseg", "semseg"):
