@@ -436,9 +436,9 @@ def test_coco_instance_metrics_perfect_shifted_and_empty(tmp_path: Path) -> None
 
 def test_confusion_matrix_and_semantic_metrics_by_hand() -> None:
     gt = np.array([[0, 0, 1], [1, IGNORE_INDEX, 2]])
-    pred = np.array([[0, 1, 1], [2, 0, 2]])
-    # rows: ground truth, columns: prediction; the ignored pixel is not counted.
-    assert confusion_matrix(pred, gt, 3).tolist() == [[1, 1, 0], [0, 1, 1], [0, 0, 1]]
+    pred = np.array([[0, 1, 1], [2, 0, IGNORE_INDEX]])
+    # rows: ground truth, columns: prediction and "left unlabeled"; the ignored ground-truth pixel is not counted.
+    assert confusion_matrix(pred, gt, 3).tolist() == [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]]
     with pytest.raises(DatasetError):
         confusion_matrix(pred, gt, 2)
     # Class 2 has no ground truth but is predicted twice; class 3 appears nowhere: both are skipped in the means.
@@ -450,3 +450,6 @@ def test_confusion_matrix_and_semantic_metrics_by_hand() -> None:
     assert metrics["sem_seg/mACC"] == pytest.approx(100 * (6 / 7 + 2 / 4) / 2)
     assert metrics["sem_seg/pACC"] == pytest.approx(100 * 8 / 11)
     assert all(math.isnan(v) for v in semantic_metrics(np.zeros((3, 3))).values())
+    # An unlabeled pixel is a miss of its true class and a false positive of none.
+    with_unlabeled = semantic_metrics(np.array([[3, 0, 1], [0, 4, 0]]))
+    assert with_unlabeled["sem_seg/mIoU"] == pytest.approx(100 * (3 / 4 + 1) / 2)

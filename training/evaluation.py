@@ -65,7 +65,7 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[st
     predictions: list[dict] = []
     labels: list[int] = []
     top5: list[list[int]] = []
-    confusion = np.zeros((info.num_classes, info.num_classes), dtype=np.int64)
+    confusion = np.zeros((info.num_classes, info.num_classes + 1), dtype=np.int64)  # + unlabeled pixels
     try:
         for start in range(0, len(dataset), EVAL_BATCH):
             indices = range(start, min(start + EVAL_BATCH, len(dataset)))

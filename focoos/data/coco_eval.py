@@ -131,7 +131,8 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
 
 
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore: int = 255) -> np.ndarray:
-    """int64 [C, C] pixel counts, rows = ground-truth class, columns = predicted class.
+    """int64 [C, C + 1] pixel counts, rows = ground-truth class, columns = predicted class, and a last
+    column for pixels the prediction leaves unlabeled (`ignore`: Focoos drops one-pixel regions).
 
     Pixels whose ground truth is `ignore` are not counted. Sum the matrices of all images and call
     semantic_metrics once, so every pixel of the split weighs the same.
@@ -141,23 +142,27 @@ def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore:
         raise DatasetError(f"prediction is {pred.shape} but ground truth is {gt.shape}")
     valid = gt != ignore
     truth, guess = gt[valid].astype(np.int64), pred[valid].astype(np.int64)
-    for name, values in (("ground truth", truth), ("prediction", guess)):
-        if values.size and (values.min() < 0 or values.max() >= num_classes):
+    guess[guess == ignore] = num_classes
+    for name, values, top in (("ground truth", truth, num_classes), ("prediction", guess, num_classes + 1)):
+        if values.size and (values.min() < 0 or values.max() >= top):
             raise DatasetError(f"{name} holds class values outside 0..{num_classes - 1}")
-    return np.bincount(truth * num_classes + guess, minlength=num_classes**2).reshape(num_classes, num_classes)
+    columns = num_classes + 1
+    return np.bincount(truth * columns + guess, minlength=num_classes * columns).reshape(num_classes, columns)
 
 
 def semantic_metrics(confusion: np.ndarray) -> dict[str, float]:
     """mIoU, frequency-weighted IoU, mean class accuracy and pixel accuracy in percent, as detectron2 computes them.
 
-    `confusion` is confusion_matrix's (rows ground truth). Like detectron2's SemSegEvaluator, the
+    `confusion` is confusion_matrix's (rows ground truth; an optional last column of unlabeled pixels
+    counts them as misses of their true class, against no class). Like detectron2's SemSegEvaluator, the
     means skip classes with no ground-truth pixel (so also classes absent from both); pixels
     predicted as such a class still count against the true class. NaN everywhere when nothing was scored.
     """
     conf = np.asarray(confusion, dtype=np.float64)
-    if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
-        raise DatasetError(f"a confusion matrix must be square, got shape {conf.shape}")
-    tp, pos_gt, pos_pred = np.diag(conf), conf.sum(axis=1), conf.sum(axis=0)
+    if conf.ndim != 2 or conf.shape[1] not in (conf.shape[0], conf.shape[0] + 1):
+        raise DatasetError(f"a confusion matrix must be [C, C] or [C, C + 1], got shape {conf.shape}")
+    classes = conf[:, : conf.shape[0]]
+    tp, pos_gt, pos_pred = np.diag(classes), conf.sum(axis=1), classes.sum(axis=0)
     total = pos_gt.sum()
     if total == 0:
         return {key: math.nan for key in SEMSEG_METRICS}
