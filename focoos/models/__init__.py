@@ -1,5 +1,7 @@
 """Model families: one sub-package per family, each exposing `build_model(config, num_classes)`.
 
+The families share blocks through `focoos.models.layers` and `focoos.models.backbones`, never each other.
+
 The table below is the only place that maps a ModelFamily to code; torch is imported only when
 a network is built.
 """

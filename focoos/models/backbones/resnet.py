@@ -9,16 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from focoos.models.layers import ConvNormLayer, activation
+
 RESNET_BLOCKS: dict[int, list[int]] = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "glu": nn.GLU}
-
-
-def activation(name: str | None) -> nn.Module:
-    if name is None:
-        return nn.Identity()
-    if name.lower() not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name.lower()]()
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -37,19 +30,6 @@ class FrozenBatchNorm2d(nn.Module):
         scale = self.weight * (self.running_var + self.eps).rsqrt()
         shift = self.bias - self.running_mean * scale
         return x * scale.view(1, -1, 1, 1).to(x.dtype) + shift.view(1, -1, 1, 1).to(x.dtype)
-
-
-class ConvNormLayer(nn.Module):
-    """conv (no bias, 'same' padding) -> BatchNorm -> optional activation."""
-
-    def __init__(self, ch_in: int, ch_out: int, kernel_size: int, stride: int, act: str | None = None) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(ch_in, ch_out, kernel_size, stride, padding=(kernel_size - 1) // 2, bias=False)
-        self.norm = nn.BatchNorm2d(ch_out)
-        self.act = activation(act)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.norm(self.conv(x)))
 
 
 def _shortcut(ch_in: int, ch_out: int, stride: int, variant: str) -> nn.Module:

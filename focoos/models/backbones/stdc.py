@@ -7,25 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from focoos.models.layers import ConvBNReLU
+
 # size -> (base, layers, block_num, block_type); a size overrides the explicit keys, as in Focoos.
 STDC_SIZES: dict[str, tuple[int, list[int], int, str]] = {
     "nano": (32, [2, 2, 2], 4, "cat"),
     "small": (64, [2, 2, 2], 4, "cat"),
     "large": (64, [4, 5, 3], 4, "cat"),
 }
-
-
-class ConvX(nn.Module):
-    """conv (no bias) -> BatchNorm -> ReLU."""
-
-    def __init__(self, in_planes: int, out_planes: int, kernel: int = 3, stride: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_planes, out_planes, kernel, stride, padding=kernel // 2, bias=False)
-        self.bn = nn.BatchNorm2d(out_planes)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.bn(self.conv(x)))
 
 
 def _depthwise_down(channels: int) -> nn.Sequential:
@@ -40,8 +29,8 @@ def _conv_list(in_planes: int, out_planes: int, block_num: int) -> nn.ModuleList
     if block_num < 2:
         raise ValueError(f"STDC block_num must be at least 2, got {block_num}")
     widths = [out_planes // 2 ** (i + 1) for i in range(block_num - 1)] + [out_planes // 2 ** (block_num - 1)]
-    convs = [ConvX(in_planes, widths[0], kernel=1)]
-    convs += [ConvX(widths[i - 1], widths[i]) for i in range(1, block_num)]
+    convs = [ConvBNReLU(in_planes, widths[0], kernel=1)]
+    convs += [ConvBNReLU(widths[i - 1], widths[i]) for i in range(1, block_num)]
     return nn.ModuleList(convs)
 
 
@@ -119,7 +108,7 @@ class STDC(nn.Module):
             raise ValueError(f"STDC layers must be three positive stage depths, got {layers}")
         block = CatBottleneck if block_type == "cat" else AddBottleneck
         in_chans = config.get("in_chans", 3)
-        features: list[nn.Module] = [ConvX(in_chans, base // 2, 3, 2), ConvX(base // 2, base, 3, 2)]
+        features: list[nn.Module] = [ConvBNReLU(in_chans, base // 2, 3, 2), ConvBNReLU(base // 2, base, 3, 2)]
         in_planes = base
         for stage, depth in enumerate(layers):
             out_planes = base * 2 ** (stage + 2)

@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
+from focoos.models.layers import IMAGENET_MEAN, IMAGENET_STD, normalize, register_pixel_stats, with_defaults
 
 # Focoos' ClassificationConfig defaults, for keys a config leaves out.
 DEFAULTS: dict[str, Any] = {
     "resolution": 224,
-    "pixel_mean": [123.675, 116.28, 103.53],
-    "pixel_std": [58.395, 57.12, 57.375],
+    "pixel_mean": IMAGENET_MEAN,
+    "pixel_std": IMAGENET_STD,
     "hidden_dim": 512,
     "dropout_rate": 0.2,
     "features": "res5",
@@ -31,13 +32,6 @@ DEFAULTS: dict[str, Any] = {
     "pos_weight": 10.0,
 }
 LOSS_KEYS = ("use_focal_loss", "focal_alpha", "focal_gamma", "label_smoothing", "pos_weight")
-
-
-def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """Focoos' config with its defaults filled in; a backbone_config is required."""
-    if not isinstance(config.get("backbone_config"), dict):
-        raise ValueError("fai_cls config needs Focoos' 'backbone_config' (e.g. {'model_type': 'stdc', 'size': 'nano'})")
-    return {**DEFAULTS, **config}
 
 
 class ClassificationHead(nn.Module):
@@ -116,9 +110,8 @@ class FaiClassifier(nn.Module):
 
     def __init__(self, config: dict[str, Any], num_classes: int) -> None:
         super().__init__()
-        config = with_defaults(config)
-        self.register_buffer("pixel_mean", torch.tensor(config["pixel_mean"]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(config["pixel_std"]).view(1, 3, 1, 1), persistent=False)
+        config = with_defaults(config, DEFAULTS, "fai_cls")
+        register_pixel_stats(self, config["pixel_mean"], config["pixel_std"])
         self.backbone = build_backbone(config["backbone_config"])
         shapes = self.backbone.output_shape()
         if config["features"] not in shapes:
@@ -135,8 +128,7 @@ class FaiClassifier(nn.Module):
         self.criterion = ClassificationLoss(num_classes, **{key: config[key] for key in LOSS_KEYS})
 
     def forward(self, images: Tensor) -> Tensor | tuple[Tensor]:
-        x = (images.float() - self.pixel_mean) / self.pixel_std
-        logits = self.cls_head(self.backbone(x)[self.in_features])
+        logits = self.cls_head(self.backbone(normalize(images, self.pixel_mean, self.pixel_std))[self.in_features])
         return logits if self.training else (logits,)
 
 

@@ -12,7 +12,6 @@ attention samples with grid_sample, so ONNX Runtime and TensorRT run it without 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -20,12 +19,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
+from focoos.models.layers import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MLP,
+    Conv2d,
+    ConvNormLayer,
+    Head,
+    normalize,
+    register_pixel_stats,
+    with_defaults,
+)
 
 # Focoos' DETRConfig defaults, for keys a config leaves out.
 DEFAULTS: dict[str, Any] = {
     "num_queries": 300,
-    "pixel_mean": [123.675, 116.28, 103.53],
-    "pixel_std": [58.395, 57.12, 57.375],
+    "pixel_mean": IMAGENET_MEAN,
+    "pixel_std": IMAGENET_STD,
     "pixel_decoder_out_dim": 256,
     "pixel_decoder_feat_dim": 256,
     "pixel_decoder_num_encoder_layers": 1,
@@ -59,35 +69,6 @@ def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
-class MLP(nn.Module):
-    """Linear layers with ReLU between them (none after the last)."""
-
-    def __init__(self, cin: int, hidden: int, cout: int, num_layers: int) -> None:
-        super().__init__()
-        dims = [cin] + [hidden] * (num_layers - 1) + [cout]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
-
-    def forward(self, x: Tensor) -> Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return x
-
-
-class ConvNormLayer(nn.Module):
-    """conv (no bias) -> BatchNorm -> optional SiLU; keys `conv.*`, `norm.*`."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, silu: bool = False) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, 1, (kernel - 1) // 2, bias=False)
-        self.norm = nn.BatchNorm2d(cout)
-        self.act = nn.SiLU() if silu else nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.norm(self.conv(x)))
-
-
 class RepVggBlock(nn.Module):
     """3x3 conv-BN plus 1x1 conv-BN, summed, SiLU."""
 
@@ -106,10 +87,10 @@ class CSPRepLayer(nn.Module):
     def __init__(self, cin: int, cout: int, num_blocks: int, expansion: float) -> None:
         super().__init__()
         hidden = int(cout * expansion)
-        self.conv1 = ConvNormLayer(cin, hidden, 1, silu=True)
-        self.conv2 = ConvNormLayer(cin, hidden, 1, silu=True)
+        self.conv1 = ConvNormLayer(cin, hidden, 1, act="silu")
+        self.conv2 = ConvNormLayer(cin, hidden, 1, act="silu")
         self.bottlenecks = nn.Sequential(*(RepVggBlock(hidden) for _ in range(num_blocks)))
-        self.conv3 = ConvNormLayer(hidden, cout, 1, silu=True) if hidden != cout else nn.Identity()
+        self.conv3 = ConvNormLayer(hidden, cout, 1, act="silu") if hidden != cout else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv3(self.bottlenecks(self.conv1(x)) + self.conv2(x))
@@ -187,14 +168,12 @@ class Encoder(nn.Module):
             for _ in self.encoder_idx
         )  # fmt: skip
         levels = len(in_channels) - 1
-        self.lateral_convs = nn.ModuleList(ConvNormLayer(feat_dim, feat_dim, 1, silu=True) for _ in range(levels))
+        self.lateral_convs = nn.ModuleList(ConvNormLayer(feat_dim, feat_dim, 1, act="silu") for _ in range(levels))
         self.fpn_blocks = nn.ModuleList(CSPRepLayer(2 * feat_dim, feat_dim, depth, expansion) for _ in range(levels))
-        self.downsample_convs = nn.ModuleList(ConvNormLayer(feat_dim, feat_dim, 3, silu=True) for _ in range(levels))
+        self.downsample_convs = nn.ModuleList(ConvNormLayer(feat_dim, feat_dim, 3, act="silu") for _ in range(levels))
         self.pan_blocks = nn.ModuleList(CSPRepLayer(2 * feat_dim, feat_dim, depth, expansion) for _ in range(levels))
         # kept for checkpoint compatibility: Focoos computes it and discards it in detection
-        self.mask_features = nn.Conv2d(feat_dim, out_dim, 3, 1, 1)
-        nn.init.kaiming_uniform_(self.mask_features.weight, a=1)
-        nn.init.zeros_(self.mask_features.bias)
+        self.mask_features = Conv2d(feat_dim, out_dim, 3, padding=1)
 
     def forward(self, images: Tensor) -> list[Tensor]:
         features = self.backbone(images)
@@ -325,10 +304,7 @@ class TransformerPredictor(nn.Module):
         dim = int(cfg["transformer_predictor_hidden_dim"])
         nhead, dec_layers = int(cfg["transformer_predictor_nhead"]), int(cfg["transformer_predictor_dec_layers"])
         self.num_queries = int(cfg["num_queries"])
-        self.input_proj = nn.ModuleList(
-            nn.Sequential(OrderedDict(conv=nn.Conv2d(in_channels, dim, 1, bias=False), norm=nn.BatchNorm2d(dim)))
-            for _ in range(levels)
-        )
+        self.input_proj = nn.ModuleList(ConvNormLayer(in_channels, dim, 1) for _ in range(levels))
         self.decoder = TransformerDecoder(
             dim, nhead, int(cfg["transformer_predictor_dim_feedforward"]), dec_layers, levels, points=4
         )
@@ -386,27 +362,6 @@ class TransformerPredictor(nn.Module):
         }
 
 
-class CriterionBuffers(nn.Module):
-    """Holds Focoos' `head.criterion.empty_weight` (ones, eos_coef for no-object) so checkpoints match;
-    the loss itself lives in focoos.training.losses.detr."""
-
-    def __init__(self, num_classes: int, eos_coef: float) -> None:
-        super().__init__()
-        empty_weight = torch.ones(num_classes + 1)
-        empty_weight[-1] = eos_coef
-        self.register_buffer("empty_weight", empty_weight)
-
-
-class DETRHead(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, cfg: dict[str, Any]) -> None:
-        super().__init__()
-        self.criterion = CriterionBuffers(num_classes, float(cfg["criterion_eos_coef"]))
-        self.predictor = TransformerPredictor(in_channels, num_classes, cfg)
-
-    def forward(self, feats: list[Tensor]) -> dict[str, Any]:
-        return self.predictor(feats)
-
-
 class FAIDetr(nn.Module):
     """Takes raw 0..255 RGB [B,3,H,W] (uint8 or float); normalisation is in the graph so servers stay dumb.
 
@@ -419,18 +374,15 @@ class FAIDetr(nn.Module):
 
     def __init__(self, config: dict[str, Any], num_classes: int) -> None:
         super().__init__()
-        cfg = {**DEFAULTS, **config}
+        cfg = with_defaults(config, DEFAULTS, "fai_detr")
         self.num_classes = num_classes
         self.pixel_decoder = Encoder(build_backbone(cfg["backbone_config"]), cfg)
-        self.head = DETRHead(int(cfg["pixel_decoder_out_dim"]), num_classes, cfg)
-        mean = torch.tensor(cfg["pixel_mean"], dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(cfg["pixel_std"], dtype=torch.float32).view(1, -1, 1, 1)
-        self.register_buffer("pixel_mean", mean, persistent=False)
-        self.register_buffer("pixel_std", std, persistent=False)
+        predictor = TransformerPredictor(int(cfg["pixel_decoder_out_dim"]), num_classes, cfg)
+        self.head = Head(predictor, num_classes, float(cfg["criterion_eos_coef"]))
+        register_pixel_stats(self, cfg["pixel_mean"], cfg["pixel_std"])
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor] | dict[str, Any]:
-        x = (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std
-        out = self.head(self.pixel_decoder(x))
+        out = self.head(self.pixel_decoder(normalize(images, self.pixel_mean, self.pixel_std)))
         if self.training:
             return out
         return box_cxcywh_to_xyxy(out["pred_boxes"]), out["pred_logits"].sigmoid()
