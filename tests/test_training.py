@@ -161,7 +161,8 @@ def test_install_in_registry_ships_loadable_half_precision_weights(tmp_path, mon
 
     model = _tiny_model()
     weights = install_in_registry(model, "digits test split", _args(tmp_path, "r"), registry_dir=tmp_path)
-    assert torch.load(weights, weights_only=True)["decoder.score_heads.0.weight"].dtype == torch.float16
+    state = torch.load(weights, weights_only=True)["model"]  # Focoos' checkpoint form
+    assert state["head.predictor.enc_score_classifier.weight"].dtype == torch.float16
     monkeypatch.setattr(ModelRegistry, "registry_dir", tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NoWeightsWarning)
