@@ -12,8 +12,8 @@ from .masks import encode_mask, mask_box
 
 DEFAULT_TOP_K = 300
 MASK_THRESHOLD = 0.5
-# Detections kept per image when the model's config sets no top_k.
-TASK_TOP_K = {"detection": 300, "classification": 5, "instseg": 100, "semseg": 150}
+# Detections kept per image when the model's config sets no top_k (classification keeps every class).
+TASK_TOP_K = {"detection": 300, "instseg": 100, "semseg": 150}
 
 
 class DetectionArrays(NamedTuple):
