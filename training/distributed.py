@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, network: Any, info: ModelInfo, args: TrainerArgs, data_train: Any,
-            data_val: Any, dataset_name: str | None) -> None:
+            data_val: Any, dataset_name: str | None, hooks: tuple = ()) -> None:
     from .trainer import Trainer
 
     use_cuda = torch.cuda.is_available()
@@ -35,7 +35,7 @@ def _worker(rank: int, world: int, port: int, network: Any, info: ModelInfo, arg
     # rank's optimizer would step the one set of weights and the run would take world-size steps.
     network = copy.deepcopy(network)
     try:
-        trainer = Trainer(network, info, args, data_train, data_val, rank=rank, world=world)
+        trainer = Trainer(network, info, args, data_train, data_val, rank=rank, world=world, hooks=hooks)
         metrics = trainer.run()
         if rank == 0:
             trainer.write_outputs(metrics, dataset_name)
@@ -44,12 +44,12 @@ def _worker(rank: int, world: int, port: int, network: Any, info: ModelInfo, arg
 
 
 def launch(network: Any, info: ModelInfo, args: TrainerArgs, data_train: Any, data_val: Any,
-           dataset_name: str | None) -> None:
-    """Run args.num_gpus workers; rank 0 writes the run folder like a single-process run."""
+           dataset_name: str | None, hooks: tuple = ()) -> None:
+    """Run args.num_gpus workers; rank 0 writes the run folder (and runs the hooks) like a single process."""
     world = args.num_gpus
     if torch.cuda.is_available() and torch.cuda.device_count() < world:
         raise FocoosError(f"num_gpus={world} but only {torch.cuda.device_count()} CUDA devices are visible")
     if args.batch_size % world:
         raise FocoosError(f"batch_size={args.batch_size} must be divisible by num_gpus={world}")
-    mp.spawn(_worker, args=(world, _free_port(), network, info, args, data_train, data_val, dataset_name),
+    mp.spawn(_worker, args=(world, _free_port(), network, info, args, data_train, data_val, dataset_name, hooks),
              nprocs=world, join=True)

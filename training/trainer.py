@@ -120,6 +120,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class TrainerHook:
+    """Callbacks around the loop, run on rank 0 only (the hub sync is one); override what you need."""
+
+    def before_train(self, trainer: Trainer) -> None:
+        """Before the first iteration (after a resume)."""
+
+    def after_step(self, trainer: Trainer) -> None:
+        """After each optimizer step; `trainer.iteration` counts finished steps."""
+
+    def after_eval(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        """After each validation, with its metrics (already logged to metrics.json)."""
+
+    def after_train(self, trainer: Trainer, error: BaseException | None) -> None:
+        """After the loop ends or fails (`error`); model_final.pth is written after this."""
+
+
 class Trainer:
     """Trains `network` in place; rank 0 writes the run folder."""
 
@@ -132,9 +148,11 @@ class Trainer:
         data_val: Any | None,
         rank: int = 0,
         world: int = 1,
+        hooks: tuple[TrainerHook, ...] = (),
     ) -> None:
         self.info, self.args, self.data_train, self.data_val = info, args, data_train, data_val
         self.rank, self.world = rank, world
+        self.hooks = hooks if rank == 0 else ()
         self.output_dir = Path(args.output_dir) / args.run_name
         self.ckpt_dir = Path(args.ckpt_dir) if args.ckpt_dir else self.output_dir
         use_cuda = args.device in ("auto", "cuda") and torch.cuda.is_available()
@@ -292,14 +310,27 @@ class Trainer:
 
     def run(self) -> dict[str, float] | None:
         """Train to max_iters (or early stop); returns the last validation metrics (rank 0)."""
-        from tqdm.auto import tqdm
-
-        args = self.args
-        seed_everything(args.seed + self.rank)
-        if args.resume:
+        seed_everything(self.args.seed + self.rank)
+        if self.args.resume:
             self.resume()
         if self.rank == 0:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+        for hook in self.hooks:
+            hook.before_train(self)
+        try:
+            metrics = self._loop()
+        except BaseException as exc:
+            for hook in self.hooks:
+                hook.after_train(self, exc)
+            raise
+        for hook in self.hooks:
+            hook.after_train(self, None)
+        return metrics
+
+    def _loop(self) -> dict[str, float] | None:
+        from tqdm.auto import tqdm
+
+        args = self.args
         loader = self._loader()
         metrics: dict[str, float] | None = None
         bar = tqdm(total=args.max_iters, initial=self.iteration, desc=args.run_name, disable=self.rank != 0)
@@ -308,6 +339,8 @@ class Trainer:
             losses = self.step(next(loader))
             bar.update(1)
             bar.set_postfix(loss=f"{losses['total_loss']:.3f}")
+            for hook in self.hooks:
+                hook.after_step(self)
             is_last = self.iteration == args.max_iters
             if self.rank == 0 and (self.iteration % args.log_period == 0 or is_last):
                 self._log({"iteration": self.iteration, "lr": self.optimizer.param_groups[0]["lr"],
@@ -318,6 +351,8 @@ class Trainer:
                     if metrics:
                         self._log({"iteration": self.iteration, **metrics})
                         logger.info("iteration %d: %s", self.iteration, metrics)
+                        for hook in self.hooks:
+                            hook.after_eval(self, metrics)
                 if self.world > 1:
                     torch.distributed.barrier()
             if self.iteration % args.checkpointer_period == 0 or is_last:
