@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -16,6 +17,11 @@ from focoos import ModelFamily, ModelInfo, ModelManager, NoWeightsWarning, Task
 
 # Registry names carry Focoos' weights URLs: tests never reach for them (they build random weights).
 os.environ.setdefault("FOCOOS_OFFLINE", "1")
+# Runs, hub downloads and datasets go to a throwaway folder, never to the user's ~/FocoosAI.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="focoos-tests-"))
+os.environ.setdefault("FOCOOS_MODELS_DIR", str(_SESSION_HOME / "models"))
+os.environ.setdefault("FOCOOS_DATASETS_DIR", str(_SESSION_HOME / "datasets"))
+os.environ.pop("FOCOOS_API_KEY", None)
 
 TINY_STDC = {"model_type": "stdc", "base": 32, "layers": [1, 1, 1], "block_num": 4, "block_type": "cat",
              "use_conv_last": False, "out_features": ["res2", "res3", "res4", "res5"]}
