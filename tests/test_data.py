@@ -131,7 +131,7 @@ def test_image_without_annotations_is_kept_as_negative(coco_dir: Path) -> None:
 
 
 def test_resize_scales_boxes_to_the_square(coco_dir: Path) -> None:
-    item = open_split(coco_dir, resolution=50)[0]
+    item = open_split(coco_dir, resolution=50, square=1.0)[0]
     # xywh [20,10,40,30] in a 100x200 (HxW) image -> x * 50/200, y * 50/100.
     assert torch.allclose(item["boxes"][0], torch.tensor([5.0, 5.0, 15.0, 20.0]))
     assert torch.allclose(item["boxes"][1], torch.tensor([25.0, 25.0, 40.0, 45.0]))
@@ -147,14 +147,14 @@ def test_resize_scales_boxes_to_the_square(coco_dir: Path) -> None:
     ],
 )
 def test_flip_moves_boxes_with_the_pixels(coco_dir: Path, flip: str, expected: list[float]) -> None:
-    item = open_split(coco_dir, split="train", resolution=100, **{flip: 1.0})[0]
+    item = open_split(coco_dir, split="train", resolution=100, square=1.0, **{flip: 1.0})[0]
     box = item["boxes"][0]
     assert torch.allclose(box, torch.tensor(expected))
     assert white_fraction(item["image"], box) == 1.0
 
 
 def test_val_split_ignores_training_augmentations(coco_dir: Path) -> None:
-    item = open_split(coco_dir, split=DatasetSplitType.VAL, resolution=100, horizontal_flip=1.0)[0]
+    item = open_split(coco_dir, split=DatasetSplitType.VAL, resolution=100, square=1.0, horizontal_flip=1.0)[0]
     assert torch.allclose(item["boxes"][0], torch.tensor([10.0, 10.0, 30.0, 40.0]))
 
 
@@ -185,7 +185,7 @@ def test_geometric_augmentations_keep_boxes_on_their_objects(coco_dir: Path) -> 
 
 
 def test_rotation_and_color_keep_uint8_and_boxes_inside(coco_dir: Path) -> None:
-    data = open_split(coco_dir, split="train", resolution=64, rotation=20, color_augmentation=1.0)
+    data = open_split(coco_dir, split="train", resolution=64, rotation=20 / 180, color_augmentation=1.0)
     torch.manual_seed(1)
     for _ in range(5):
         item = data[0]
@@ -259,7 +259,7 @@ def test_collate_detection_through_a_dataloader(coco_dir: Path) -> None:
         ("coco", Task.DETECTION, DatasetLayout.CATALOG, "train", r"not supported yet"),
         ("coco_train_only", Task.DETECTION, DatasetLayout.ROBOFLOW_COCO, "val", r"no val split.*valid or val"),
         ("missing", Task.DETECTION, DatasetLayout.ROBOFLOW_COCO, "train", r"dataset folder not found"),
-        ("coco", Task.DETECTION, DatasetLayout.ROBOFLOW_COCO, "test", r"unknown split 'test'"),
+        ("coco", Task.DETECTION, DatasetLayout.ROBOFLOW_COCO, "holdout", r"unknown split 'holdout'"),
     ],
 )
 def test_layout_mismatches_raise_dataset_error(
@@ -382,7 +382,7 @@ def test_bad_input_table(
 
 def test_partly_outside_box_is_clipped_to_the_image(coco_dir: Path) -> None:
     _add_box([180, 80, 40, 40])(coco_dir / "toy" / "valid")
-    data = open_split(coco_dir, resolution=100)
+    data = open_split(coco_dir, resolution=100, square=1.0)
     gt = data.coco_ground_truth()
     assert [a["bbox"] for a in gt["annotations"] if a["image_id"] == 11][-1] == [180.0, 80.0, 20.0, 20.0]
     assert data[1]["boxes"][-1].tolist() == [90.0, 80.0, 100.0, 100.0]

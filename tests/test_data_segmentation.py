@@ -253,7 +253,7 @@ def test_instseg_items_decode_polygon_and_rle_masks(tmp_path: Path) -> None:
 @pytest.mark.parametrize("flip", ["horizontal_flip", "vertical_flip"])
 def test_flips_keep_masks_on_their_boxes_and_pixels(tmp_path: Path, flip: str) -> None:
     write_instseg(tmp_path)
-    item = open_instseg(tmp_path, split="train", resolution=100, **{flip: 1.0})[0]
+    item = open_instseg(tmp_path, split="train", resolution=100, square=1.0, **{flip: 1.0})[0]
     expected = [70.0, 10.0, 90.0, 40.0] if flip == "horizontal_flip" else [10.0, 60.0, 30.0, 90.0]
     assert item["boxes"][0].tolist() == expected
     for mask, box in zip(item["masks"], item["boxes"], strict=True):
@@ -264,7 +264,7 @@ def test_flips_keep_masks_on_their_boxes_and_pixels(tmp_path: Path, flip: str) -
 def test_sanitize_drops_masks_with_their_boxes(tmp_path: Path) -> None:
     """A square crop of the wide image loses objects: boxes, labels and masks must lose the same ones."""
     write_instseg(tmp_path)
-    data = open_instseg(tmp_path, split="train", resolution=64, crop=True, rotation=10, zoom_out=0.5)
+    data = open_instseg(tmp_path, split="train", resolution=64, crop=True, rotation=10 / 180, zoom_out=0.5)
     torch.manual_seed(0)
     counts = set()
     for _ in range(12):
@@ -345,7 +345,7 @@ def test_semseg_round_trip_with_ignore_value(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "augs", [{"zoom_out": 1.0, "zoom_out_side": 3.0}, {"rotation": 45.0}, {"scale_ratio": 1.0, "aspect_ratio": 1.0}]
+    "augs", [{"zoom_out": 1.0, "zoom_out_side": 3.0}, {"rotation": 0.25}, {"scale_ratio": 1.0, "aspect_ratio": 1.0}]
 )
 def test_semseg_uncovered_areas_are_ignored(tmp_path: Path, augs: dict[str, Any]) -> None:
     """White image: pixels the augmentation uncovers are black in the image and ignore (255) in sem_seg."""

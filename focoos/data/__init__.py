@@ -1,10 +1,14 @@
 """Datasets for training and evaluation: layouts on disk, augmentations, collate functions, metrics.
 
+Focoos' import paths work too: `focoos.data.auto_dataset.AutoDataset`,
+`focoos.data.default_aug.DatasetAugmentations` and `get_default_by_task`.
+
 Imports torch and torchvision (the `torch` extra) and pycocotools for the metrics (the `training`
 extra, imported only when a metric is computed).
 """
 
 from focoos.data.augmentations import DatasetAugmentations
+from focoos.data.auto_dataset import AutoDataset
 from focoos.data.coco_eval import (
     classification_metrics,
     coco_detection_metrics,
@@ -15,7 +19,6 @@ from focoos.data.coco_eval import (
 )
 from focoos.data.datasets import (
     IGNORE_INDEX,
-    AutoDataset,
     MapDataset,
     collate_classification,
     collate_detection,
@@ -23,6 +26,7 @@ from focoos.data.datasets import (
     decode_segmentations,
     segmentation_to_rle,
 )
+from focoos.data.default_aug import get_default_by_task
 from focoos.data.errors import DatasetError
 from focoos.data.readers import SemanticRecord, read_seg_mask_split
 
@@ -42,6 +46,7 @@ __all__ = [
     "confusion_matrix",
     "mask_to_rle",
     "decode_segmentations",
+    "get_default_by_task",
     "read_seg_mask_split",
     "segmentation_to_rle",
     "semantic_metrics",

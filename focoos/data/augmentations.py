@@ -1,170 +1,153 @@
-"""Training and evaluation transforms built on torchvision.transforms.v2.
+"""DatasetAugmentations: Focoos' augmentation settings, turned into a torchvision.transforms.v2 pipeline.
 
 Boxes and masks travel with the image as `tv_tensors.BoundingBoxes` and `tv_tensors.Mask`, so every
-geometric step moves them the same way as the pixels (masks are resampled nearest-neighbour). The
-last geometric step resizes straight to (resolution, resolution), with no letterbox, because that is
-what the inference preprocessing does: training must see the same distortion. Images stay uint8
-because the models normalise inside their graph.
+geometric step moves them the same way as the pixels (masks are resampled nearest-neighbour).
+Images stay uint8 because the models normalise inside their graph.
+
+The steps and their order are Focoos': colour, flips, zoom-out, square or aspect-ratio change,
+resize (shorter side at the resolution, scale jitter, longer side capped), rotation, crop. One step
+is added at the end, `FitToCanvas`, because batches are stacked: Focoos pads each batch to its
+largest image at the bottom-right, this pads every sample to the resolution the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torchvision import tv_tensors
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as F
 
-# ColorJitter strengths used when color augmentation fires (brightness/contrast/saturation factors
-# in [1 - x, 1 + x], hue shift in [-x, x] of a full turn).
-COLOR_JITTER = {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.05}
+from focoos.data.transforms import ColorAugSSD, FitToCanvas, RandomAspectRatio, RandomCrop, ResizeShortestEdge
+from focoos.ports import Task, to_hw
 
-
-def _image_size(flat_inputs: list[Any]) -> tuple[int, int]:
-    """(height, width) of the image in a v2 sample (the first image-like entry)."""
-    for item in flat_inputs:
-        if isinstance(item, tv_tensors.Image | tv_tensors.BoundingBoxes | tv_tensors.Mask):
-            height, width = F.get_size(item)
-            return int(height), int(width)
-    for item in flat_inputs:
-        if isinstance(item, torch.Tensor) and item.ndim >= 2:
-            return int(item.shape[-2]), int(item.shape[-1])
-    raise TypeError("no image found in the sample")
-
-
-def _fill_for(fill: int | dict[Any, int], inpt: Any) -> int:
-    """The fill value of this input's type, from a v2-style fill dict ({type: value, "others": value})."""
-    if isinstance(fill, dict):
-        return fill.get(type(inpt), fill.get("others", 0))
-    return fill
-
-
-def _randint(low: int, high: int) -> int:
-    """Uniform integer in [low, high] from torch's RNG (seeded per DataLoader worker)."""
-    return int(torch.randint(low, high + 1, (1,)).item())
-
-
-class RandomRescale(v2.Transform):
-    """Scale the content by 2**U(-scale_ratio, scale_ratio), stretch x/y by 2**U(-aspect_ratio, aspect_ratio).
-
-    The canvas keeps its size: a larger content is cropped at a random position, a smaller one is
-    placed at a random position on black (or `fill`, by type). Rescaling the whole canvas would be
-    undone by the final straight resize, so the jitter has to happen inside the canvas.
-    """
-
-    def __init__(self, scale_ratio: float = 0.0, aspect_ratio: float = 0.0, fill: int | dict[Any, int] = 0) -> None:
-        super().__init__()
-        self.scale_ratio = float(scale_ratio)
-        self.aspect_ratio = float(aspect_ratio)
-        self.fill = fill
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = _image_size(flat_inputs)
-        log_scale = (torch.rand(1).item() * 2 - 1) * self.scale_ratio
-        log_aspect = (torch.rand(1).item() * 2 - 1) * self.aspect_ratio
-        sx = 2.0 ** (log_scale + log_aspect / 2)
-        sy = 2.0 ** (log_scale - log_aspect / 2)
-        new_h, new_w = max(1, round(height * sy)), max(1, round(width * sx))
-        top = _randint(min(0, new_h - height), max(0, new_h - height))
-        left = _randint(min(0, new_w - width), max(0, new_w - width))
-        return {"size": [new_h, new_w], "top": top, "left": left, "height": height, "width": width}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        out = F.resize(inpt, params["size"], antialias=True)
-        top, left, height, width = params["top"], params["left"], params["height"], params["width"]
-        new_h, new_w = params["size"]
-        # Pad explicitly where the content is smaller: crop would pad every type with 0, and a
-        # semantic mask needs its ignore value there.
-        pad = [max(0, -left), max(0, -top), max(0, left + width - new_w), max(0, top + height - new_h)]
-        if any(pad):
-            out = F.pad(out, pad, fill=_fill_for(self.fill, inpt))
-            top, left = top + pad[1], left + pad[0]
-        return F.crop(out, top, left, height, width)
-
-
-class RandomSquareCrop(v2.Transform):
-    """Crop a square of `crop_size` pixels (default and cap: the shorter side) at a random position."""
-
-    def __init__(self, crop_size: int | None = None) -> None:
-        super().__init__()
-        self.crop_size = crop_size
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = _image_size(flat_inputs)
-        side = min(self.crop_size or min(height, width), height, width)
-        return {"top": _randint(0, height - side), "left": _randint(0, width - side), "side": side}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return F.crop(inpt, params["top"], params["left"], params["side"], params["side"])
+Side = Annotated[int, Field(ge=32, le=4096)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class DatasetAugmentations(BaseModel):
-    """What to randomise during training; `build` turns it into a transforms.v2 pipeline.
+    """What to randomise during training (Focoos' field names, defaults and meanings).
 
-    Field names follow the Focoos library. Meanings here:
-    - `color_augmentation`: probability of a ColorJitter (strengths in COLOR_JITTER).
-    - `horizontal_flip`, `vertical_flip`, `zoom_out`: probabilities. Zoom-out places the image on a
-      black canvas up to `zoom_out_side` times larger (objects get smaller).
-    - `rotation`: maximum angle in degrees (uniform in [-rotation, rotation]); boxes become the
-      enclosing box of the rotated box, clipped to the image.
-    - `scale_ratio`, `aspect_ratio`: log2 ranges of the content scale and x/y stretch (0.5 means
-      0.71x-1.41x); see RandomRescale.
-    - `crop`, `crop_size`: random square crop (default side: the image's shorter side).
-    - `square`: kept for Focoos configs; every output is resized straight to a square, so it is
-      always in effect and its value changes nothing.
+    - `resolution`: int (square) or (height, width): the size every sample ends at.
+    - `color_augmentation`: strength in [0, 1] of the SSD colour jitter: brightness +-color_base_brightness,
+      contrast and saturation x(1 +- color_base_contrast / color_base_saturation), hue +-color_base_hue
+      (OpenCV units, 180 a turn), each scaled by the strength.
+    - `horizontal_flip`, `vertical_flip`: probabilities.
+    - `zoom_out`: probability of placing the image on a black canvas up to `zoom_out_side` times larger.
+    - `rotation`: fraction of 180 degrees: the angle is uniform in +-rotation*180 (canvas size kept).
+    - `square`: probability of resizing straight to the resolution (aspect not kept) before the resize
+      step; otherwise `aspect_ratio` stretches one side by 2**U(-aspect_ratio, aspect_ratio).
+    - `scale_ratio`: the shorter side is uniform in resolution * [2**-scale_ratio, 2**scale_ratio]
+      (square resolutions; a (h, w) resolution is a straight resize to (h, w)); `max_size` caps the
+      longer side (None: no cap).
+    - `crop`: random crop of `crop_size` x `crop_size` pixels, or of the resolution without crop_size.
+    Validation pipelines (`build(train=False)`) keep only the deterministic sizing: square, resize, max_size.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    resolution: int = Field(640, ge=32, le=4096)
-    color_augmentation: float = Field(0.0, ge=0.0, le=1.0)
-    horizontal_flip: float = Field(0.0, ge=0.0, le=1.0)
-    vertical_flip: float = Field(0.0, ge=0.0, le=1.0)
-    zoom_out: float = Field(0.0, ge=0.0, le=1.0)
-    zoom_out_side: float = Field(2.0, ge=1.0, le=8.0)
-    rotation: float = Field(0.0, ge=0.0, le=180.0)
+    resolution: Side | tuple[Side, Side] = 640
+
+    color_augmentation: Probability = 0.0
+    color_base_brightness: int = Field(32, ge=0, le=255)
+    color_base_saturation: float = Field(0.5, ge=0.0, le=1.0)
+    color_base_contrast: float = Field(0.5, ge=0.0, le=1.0)
+    color_base_hue: float = Field(18, ge=0.0, le=90.0)
+
+    horizontal_flip: Probability = 0.0
+    vertical_flip: Probability = 0.0
+    zoom_out: Probability = 0.0
+    zoom_out_side: float = Field(4.0, ge=1.0, le=8.0)
+    rotation: Probability = 0.0
     aspect_ratio: float = Field(0.0, ge=0.0, le=2.0)
-    square: float = Field(0.0, ge=0.0, le=1.0)
+
+    square: Probability = 0.0
     scale_ratio: float = Field(0.0, ge=0.0, le=2.0)
+    max_size: int | None = Field(4096, ge=32)
+
     crop: bool = False
     crop_size: int | None = Field(None, ge=1)
+
+    @property
+    def resolution_hw(self) -> tuple[int, int]:
+        """The resolution as (height, width)."""
+        return to_hw(self.resolution)
+
+    def override(self, args: Any) -> DatasetAugmentations:
+        """Set the fields named in a dict or an argparse-style namespace; None values and unknown names are skipped."""
+        values = args if isinstance(args, dict) else vars(args)
+        for key, value in values.items():
+            if key in type(self).model_fields and value is not None:
+                setattr(self, key, value)
+        return self
+
+    def get_augmentations(self, img_format: str = "RGB", task: Task | str | None = None) -> list[v2.Transform]:
+        """The training steps as a list (Focoos' method); images are always RGB here, so img_format is unused.
+
+        Semantic segmentation (`task`) fills uncovered mask areas with 255 (ignore) instead of 0.
+        """
+        mask_fill = 255 if task is not None and Task(task) == Task.SEMSEG else 0
+        return self.steps(train=True, mask_fill=mask_fill)
+
+    def steps(self, train: bool, mask_fill: int = 0) -> list[v2.Transform]:
+        """The pipeline's steps: all of them for training, the sizing ones for evaluation."""
+
+        def fill() -> dict[Any, int]:  # a fresh dict per transform: torchvision converts it in place
+            return {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill, "others": 0}
+
+        size_hw = self.resolution_hw
+        steps: list[v2.Transform] = []
+        if train and self.color_augmentation > 0:
+            strength = self.color_augmentation
+            steps.append(
+                ColorAugSSD(
+                    brightness_delta=int(self.color_base_brightness * strength),
+                    contrast=(1 - self.color_base_contrast * strength, 1 + self.color_base_contrast * strength),
+                    saturation=(1 - self.color_base_saturation * strength, 1 + self.color_base_saturation * strength),
+                    hue_delta=int(self.color_base_hue * strength),
+                )
+            )
+        if train and self.horizontal_flip > 0:
+            steps.append(v2.RandomHorizontalFlip(p=self.horizontal_flip))
+        if train and self.vertical_flip > 0:
+            steps.append(v2.RandomVerticalFlip(p=self.vertical_flip))
+        if train and self.zoom_out > 0 and self.zoom_out_side > 1.0:
+            steps.append(v2.RandomZoomOut(fill=fill(), side_range=(1.0, self.zoom_out_side), p=self.zoom_out))
+        if self.square > 0:
+            square = v2.Resize(size_hw, antialias=True)
+            steps.append(square if not train or self.square >= 1 else v2.RandomApply([square], p=self.square))
+        elif train and self.aspect_ratio > 0:
+            steps.append(RandomAspectRatio(self.aspect_ratio))
+        if size_hw[0] != size_hw[1]:
+            steps.append(v2.Resize(size_hw, antialias=True))  # Focoos ignores scale_ratio here too
+        else:
+            scale = 2.0 ** self.scale_ratio if train else 1.0
+            low, high = int(size_hw[0] / scale), int(size_hw[0] * scale)
+            steps.append(ResizeShortestEdge((low, high), max_size=self.max_size))
+        if train and self.rotation > 0:
+            steps.append(v2.RandomRotation(degrees=self.rotation * 180.0, fill=fill()))
+        if train and self.crop:
+            steps.append(RandomCrop((self.crop_size, self.crop_size) if self.crop_size else size_hw))
+        steps.append(FitToCanvas(size_hw, fill=fill()))
+        return steps
 
     def build(self, train: bool, with_boxes: bool = True, mask_fill: int = 0) -> v2.Compose:
         """The pipeline for one sample dict {"image": Image, "boxes": BoundingBoxes, "labels": Tensor}.
 
         Samples may also hold a `tv_tensors.Mask`: per-instance masks [N,H,W], which the sanitising
-        step drops together with their boxes, or a semantic class map [H,W]. `train=False` gives the
-        evaluation pipeline: only the resize. `with_boxes=False` (classification and semantic samples,
-        which hold no boxes) leaves out the box sanitising step, which needs boxes. `mask_fill` is the
-        mask value of areas that zoom-out, rescale and rotation uncover (255 = ignore for semantic maps).
+        step drops together with their boxes, or a semantic class map [H,W]. `with_boxes=False`
+        (classification and semantic samples) leaves out the box sanitising step, which needs boxes.
+        `mask_fill` is the mask value of areas that zoom-out, rotation and padding uncover (255 =
+        ignore for semantic maps).
         """
-
-        def fill() -> dict[Any, int]:  # a fresh dict per transform: torchvision converts it in place
-            return {tv_tensors.Image: 0, tv_tensors.Mask: mask_fill, "others": 0}
-
-        steps: list[v2.Transform] = []
-        if train:
-            if self.horizontal_flip > 0:
-                steps.append(v2.RandomHorizontalFlip(p=self.horizontal_flip))
-            if self.vertical_flip > 0:
-                steps.append(v2.RandomVerticalFlip(p=self.vertical_flip))
-            if self.zoom_out > 0 and self.zoom_out_side > 1.0:
-                steps.append(v2.RandomZoomOut(fill=fill(), side_range=(1.0, self.zoom_out_side), p=self.zoom_out))
-            if self.scale_ratio > 0 or self.aspect_ratio > 0:
-                steps.append(RandomRescale(scale_ratio=self.scale_ratio, aspect_ratio=self.aspect_ratio, fill=fill()))
-            if self.rotation > 0:
-                steps.append(v2.RandomRotation(degrees=self.rotation, fill=fill()))
-            if self.crop:
-                steps.append(RandomSquareCrop(self.crop_size))
-        steps.append(v2.Resize((self.resolution, self.resolution), antialias=True))
-        # Colour after the resize: same result, fewer pixels to process.
-        if train and self.color_augmentation > 0:
-            steps.append(v2.RandomApply([v2.ColorJitter(**COLOR_JITTER)], p=self.color_augmentation))
-        if with_boxes:
-            steps += [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=1.0)]
-        return v2.Compose(steps)
+        return compose(self.steps(train, mask_fill), with_boxes)
 
 
-__all__ = ["COLOR_JITTER", "DatasetAugmentations", "RandomRescale", "RandomSquareCrop"]
+def compose(steps: list[v2.Transform], with_boxes: bool) -> v2.Compose:
+    """The steps, then (for box samples) boxes clamped to the image and those under a pixel dropped."""
+    if with_boxes:
+        steps = [*steps, v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=1.0)]
+    return v2.Compose(steps)
+
+
+__all__ = ["DatasetAugmentations", "compose"]

@@ -1,8 +1,4 @@
-"""AutoDataset finds a split on disk and checks its layout; MapDataset serves augmented samples.
-
-Everything that can be validated without decoding pixels (layout, JSON, categories, boxes, that
-every image file exists) is validated when a split is opened, so bad data fails before training.
-"""
+"""MapDataset serves one split's augmented samples, the views evaluation needs, and previews; collate functions."""
 
 from __future__ import annotations
 
@@ -16,33 +12,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from focoos.data.augmentations import DatasetAugmentations
 from focoos.data.errors import DatasetError
-from focoos.data.readers import (
-    ClassificationRecord,
-    DetectionRecord,
-    SemanticRecord,
-    class_folders,
-    is_image_file,
-    read_cls_folder_split,
-    read_coco_split,
-    read_seg_mask_split,
-)
-from focoos.ports import DatasetLayout, DatasetSplitType, Task
+from focoos.data.readers import ClassificationRecord, DetectionRecord, SemanticRecord
+from focoos.ports import Task
 from focoos.processing import InvalidInputError, load_image
 
 logger = logging.getLogger("focoos.data")
 
-SPLIT_FOLDERS: dict[DatasetSplitType, tuple[str, ...]] = {
-    DatasetSplitType.TRAIN: ("train", "training"),
-    DatasetSplitType.VAL: ("valid", "val", "validation"),
-}
-COCO_ANNOTATION_FILES = ("_annotations.coco.json", "annotations.json")
-LAYOUT_TASKS: dict[DatasetLayout, tuple[Task, ...]] = {
-    DatasetLayout.ROBOFLOW_COCO: (Task.DETECTION, Task.INSTANCE_SEGMENTATION),
-    DatasetLayout.ROBOFLOW_SEG: (Task.SEMSEG,),
-    DatasetLayout.CLS_FOLDER: (Task.CLASSIFICATION,),
-}
 # Semantic class-map value of pixels that are not scored (unlisted mask values, padding, rotation corners).
 IGNORE_INDEX = 255
 
@@ -94,8 +70,10 @@ class MapDataset(Dataset):
         name: str = "dataset",
         issues: dict[str, int] | None = None,
         pixel_values: list[int] | None = None,
+        resolution: tuple[int, int] | None = None,
     ) -> None:
         self._records = records
+        self._resolution = resolution
         self._classes = list(classes)
         self._task = task
         self.transform = transform
@@ -114,6 +92,11 @@ class MapDataset(Dataset):
     @property
     def task(self) -> Task:
         return self._task
+
+    @property
+    def resolution(self) -> tuple[int, int] | None:
+        """(height, width) every item ends at, when the split was opened with a DatasetAugmentations."""
+        return self._resolution
 
     @property
     def issues(self) -> dict[str, int]:
@@ -162,11 +145,16 @@ class MapDataset(Dataset):
         return self._class_of_value[values]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.item(index, self.transform)
+
+    def item(self, index: int, transform: Any = None) -> dict[str, Any]:
+        """Item `index` through `transform` (a v2 transform); None gives the original image and annotations."""
+        transform = transform if transform is not None else _unchanged
         record = self._records[index]
         image = self.original_image(index)
         pixels = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous())
         if isinstance(record, ClassificationRecord):
-            out = self.transform(pixels)
+            out = transform(pixels)
             return {
                 "image": out.as_subclass(torch.Tensor),
                 "label": torch.tensor(record.label, dtype=torch.int64),
@@ -174,7 +162,7 @@ class MapDataset(Dataset):
             }
         if isinstance(record, SemanticRecord):
             classes = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
-            out = self.transform({"image": pixels, "sem_seg": classes})
+            out = transform({"image": pixels, "sem_seg": classes})
             return {
                 "image": out["image"].as_subclass(torch.Tensor),
                 "sem_seg": out["sem_seg"].as_subclass(torch.Tensor).to(torch.int64),
@@ -196,7 +184,7 @@ class MapDataset(Dataset):
                 raise DatasetError(f"image {record.path} has objects without a segmentation: instseg needs masks")
             masks = decode_segmentations(segmentations, record.height, record.width)
             sample["masks"] = tv_tensors.Mask(torch.from_numpy(masks))  # SanitizeBoundingBoxes filters it too
-        out = self.transform(sample)
+        out = transform(sample)
         item = {
             "image": out["image"].as_subclass(torch.Tensor),
             "boxes": out["boxes"].as_subclass(torch.Tensor).to(torch.float32).reshape(-1, 4),
@@ -207,6 +195,31 @@ class MapDataset(Dataset):
         if "masks" in out:
             item["masks"] = out["masks"].as_subclass(torch.Tensor).to(torch.uint8)
         return item
+
+    def preview(
+        self, index: int | list[int] | None = None, use_augmentations: bool = True, path: str | Path | None = None
+    ) -> Image.Image:
+        """A PIL image of items drawn with their annotations (Focoos' MapDataset.preview).
+
+        `index`: one item, a list of items (drawn side by side), or None for a random one.
+        `use_augmentations=False` draws the original image and annotations. `path` also saves it there.
+        """
+        from focoos.data.preview import draw_item, side_by_side
+
+        if not len(self):
+            raise DatasetError(f"{self.name} has no items to preview")
+        indices = [int(torch.randint(len(self), (1,)).item())] if index is None else index
+        indices = [indices] if isinstance(indices, int) else list(indices)
+        for i in indices:
+            if not -len(self) <= i < len(self):
+                raise DatasetError(f"preview index {i} is out of range: {self.name} has {len(self)} items")
+        transform = self.transform if use_augmentations else None
+        drawings = [draw_item(self.item(i, transform), self._classes, self._task) for i in indices]
+        picture = Image.fromarray(side_by_side(drawings))
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            picture.save(path)
+        return picture
 
     def coco_ground_truth(self) -> dict[str, Any]:
         """COCO dict for COCOeval: category ids are the contiguous labels, boxes in original pixels.
@@ -249,113 +262,12 @@ class MapDataset(Dataset):
         return {"images": images, "annotations": annotations, "categories": categories}
 
 
-class AutoDataset:
-    """A dataset folder `datasets_dir/dataset_name` with train and validation split folders."""
-
-    def __init__(
-        self,
-        dataset_name: str,
-        task: Task | str,
-        layout: DatasetLayout | str,
-        datasets_dir: str | Path,
-    ) -> None:
-        try:
-            self.task = Task(task)
-            self.layout = DatasetLayout(layout)
-        except ValueError as exc:
-            raise DatasetError(str(exc)) from exc
-        self.dataset_name = dataset_name
-        self.root = Path(datasets_dir).expanduser() / dataset_name
-        if self.layout not in LAYOUT_TASKS:
-            supported = ", ".join(layout.value for layout in LAYOUT_TASKS)
-            raise DatasetError(f"dataset layout {self.layout.value} is not supported yet (supported: {supported})")
-        if self.task not in LAYOUT_TASKS[self.layout]:
-            tasks = ", ".join(t.value for t in LAYOUT_TASKS[self.layout])
-            raise DatasetError(f"layout {self.layout.value} holds data for task {tasks}, not {self.task.value}")
-        if not self.root.is_dir():
-            raise DatasetError(f"dataset folder not found: {self.root}")
-        self._classes: tuple[str, list[str]] | None = None
-
-    def split_dir(self, split: DatasetSplitType | str) -> Path:
-        """The folder of a split: train|training, or valid|val|validation."""
-        split = _split_type(split)
-        for name in SPLIT_FOLDERS[split]:
-            if (self.root / name).is_dir():
-                return self.root / name
-        found = ", ".join(sorted(p.name for p in self.root.iterdir() if p.is_dir())) or "no folders"
-        expected = " or ".join(SPLIT_FOLDERS[split])
-        raise DatasetError(f"{self.root} has no {split.value} split: expected a folder {expected}, found {found}")
-
-    def get_split(self, augs: DatasetAugmentations, split: DatasetSplitType | str) -> MapDataset:
-        """Open and validate one split; training augmentations apply to the train split only."""
-        split = _split_type(split)
-        folder = self.split_dir(split)
-        if self.layout == DatasetLayout.ROBOFLOW_COCO:
-            require_masks = self.task == Task.INSTANCE_SEGMENTATION
-            annotations = read_coco_split(self._coco_json(folder), split.value, require_segmentation=require_masks)
-        elif self.layout == DatasetLayout.ROBOFLOW_SEG:
-            annotations = read_seg_mask_split(folder, split.value)
-        else:
-            self._check_cls_folder(folder)
-            annotations = read_cls_folder_split(folder, split.value)
-        self._check_same_classes(split, annotations.classes)
-        transform = augs.build(
-            train=split == DatasetSplitType.TRAIN,
-            with_boxes=self.task in (Task.DETECTION, Task.INSTANCE_SEGMENTATION),
-            mask_fill=IGNORE_INDEX if self.task == Task.SEMSEG else 0,
-        )
-        return MapDataset(
-            annotations.records,
-            annotations.classes,
-            self.task,
-            transform,
-            name=f"{self.dataset_name}/{split.value}",
-            issues=dict(annotations.issues),
-            pixel_values=annotations.pixel_values or None,
-        )
-
-    def _coco_json(self, folder: Path) -> Path:
-        for name in COCO_ANNOTATION_FILES:
-            if (folder / name).is_file():
-                return folder / name
-        hint = ""
-        if any(any(is_image_file(p) for p in sub.iterdir()) for sub in class_folders(folder)):
-            hint = f" (it holds one folder of images per class: layout {DatasetLayout.CLS_FOLDER.value}?)"
-        expected = " or ".join(COCO_ANNOTATION_FILES)
-        raise DatasetError(f"{folder} does not match layout {self.layout.value}: expected {expected} in it{hint}")
-
-    def _check_cls_folder(self, folder: Path) -> None:
-        json_files = [name for name in COCO_ANNOTATION_FILES if (folder / name).is_file()]
-        if json_files and not class_folders(folder):
-            raise DatasetError(
-                f"{folder} does not match layout {self.layout.value}: expected one sub-folder of images per "
-                f"class, found {json_files[0]} (layout {DatasetLayout.ROBOFLOW_COCO.value}?)"
-            )
-
-    def _check_same_classes(self, split: DatasetSplitType, classes: list[str]) -> None:
-        """Labels must mean the same in every split, or validation would score the wrong classes."""
-        if self._classes is None:
-            self._classes = (split.value, list(classes))
-            return
-        other, known = self._classes
-        if known != list(classes):
-            raise DatasetError(
-                f"{self.root}: the {split.value} split has classes {classes} but the {other} split has {known}"
-            )
+def _unchanged(sample: Any) -> Any:
+    return sample
 
 
 def _str(counts: str | bytes) -> str:
     return counts.decode("ascii") if isinstance(counts, bytes) else counts
-
-
-def _split_type(split: DatasetSplitType | str) -> DatasetSplitType:
-    if isinstance(split, DatasetSplitType):
-        return split
-    aliases = {name: kind for kind, names in SPLIT_FOLDERS.items() for name in names}
-    try:
-        return aliases.get(str(split).lower()) or DatasetSplitType(split)
-    except ValueError as exc:
-        raise DatasetError(f"unknown split {split!r}: use train or val") from exc
 
 
 def collate_detection(batch: list[dict[str, Any]]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
@@ -404,7 +316,6 @@ def collate_classification(batch: list[dict[str, Any]]) -> tuple[torch.Tensor, t
 
 __all__ = [
     "IGNORE_INDEX",
-    "AutoDataset",
     "MapDataset",
     "collate_classification",
     "collate_detection",
