@@ -9,7 +9,7 @@ from typing import Any
 import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
-from focoos.ports import FocoosDetections, InferLatency
+from focoos.ports import FocoosDetections, InferLatency, seconds_since
 
 from .errors import RETRYABLE, TritonClientError, from_triton_exception
 from .options import ClientOptions
@@ -57,17 +57,17 @@ class AsyncTritonInferModel:
         payloads, is_batch = prepare_payloads(images)
         parameters = build_parameters(threshold, top_k, info)
         inputs = build_inputs(payloads)
-        latency = InferLatency(imload=round((time.perf_counter() - start) * 1000, 3))
+        latency = InferLatency(imload=seconds_since(start))
         start = time.perf_counter()
         result = await self._call(
             self._client.infer, self.model_name, inputs, parameters=parameters,
             client_timeout=timeout_s or self.options.inference_timeout_s,
             compression_algorithm=self.options.compression,
         )
-        latency.inference = round((time.perf_counter() - start) * 1000, 3)
+        latency.inference = seconds_since(start)
         start = time.perf_counter()
         detections = parse_response(result, info, payloads, annotate, latency)
-        latency.postprocess = round((time.perf_counter() - start) * 1000, 3)
+        latency.postprocess = seconds_since(start)
         return detections if is_batch else detections[0]
 
     __call__ = infer

@@ -8,15 +8,11 @@ from typing import Any
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from focoos.ports import FocoosDetections, InferLatency
+from focoos.ports import FocoosDetections, InferLatency, seconds_since
 
 from .errors import RETRYABLE, TritonClientError, from_triton_exception
 from .options import ClientOptions
 from .protocol import ServedModelInfo, build_inputs, build_parameters, parse_response, prepare_payloads
-
-
-def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000.0, 3)
 
 
 class TritonInferModel:
@@ -98,17 +94,17 @@ class TritonInferModel:
         payloads, is_batch = prepare_payloads(images)
         parameters = build_parameters(threshold, top_k, self.info)
         inputs = build_inputs(payloads)
-        latency = InferLatency(imload=_ms_since(start))
+        latency = InferLatency(imload=seconds_since(start))
         start = time.perf_counter()
         result = self._call(
             self._client.infer, self.model_name, inputs, parameters=parameters,
             client_timeout=timeout_s or self.options.inference_timeout_s,
             compression_algorithm=self.options.compression,
         )
-        latency.inference = _ms_since(start)
+        latency.inference = seconds_since(start)
         start = time.perf_counter()
         detections = parse_response(result, self.info, payloads, annotate, latency)
-        latency.postprocess = _ms_since(start)
+        latency.postprocess = seconds_since(start)
         return detections if is_batch else detections[0]
 
     __call__ = infer

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from focoos.benchmark import measure_latency, random_batch
-from focoos.infer.export import export_network
+from focoos.errors import ExportError
+from focoos.infer.export import export_filename, export_network
 from focoos.infer.infer_model import InferModel
 from focoos.infer.pipeline import InferencePipeline, check_infer_options
 from focoos.ports import FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
@@ -117,11 +118,16 @@ class FocoosModel:
     ) -> InferModel:
         """Export the network (no pre/postprocessing) and return an InferModel running it.
 
+        Writes out_dir/model.onnx or out_dir/model.pt with model_info.json (default out_dir:
+        exports_dir()/<name>/<runtime_type>); other files in out_dir stay. With overwrite=False an
+        existing export of the same format and size is reused as it is.
         ONNX graphs take `images` float32 NCHW raw pixels (0..255) and normalise inside; outputs keep the eager names.
         `simplify_onnx` is accepted for compatibility: constant folding is always applied.
         """
         runtime_type = RuntimeType(runtime_type)
         out_dir = Path(out_dir) if out_dir is not None else exports_dir() / self.name / runtime_type.value
+        if not overwrite and (out_dir / export_filename(runtime_type)).is_file():
+            return self._reuse_export(out_dir, runtime_type, device, image_size)
         export_device = "cpu" if runtime_type.is_onnx else str(resolve_device(device))
         original_device = self.device
         try:
@@ -138,7 +144,19 @@ class FocoosModel:
             )
         finally:
             self.model.to(original_device)
-        return InferModel(out_dir, runtime_type, device=device)
+        return InferModel(out_dir / export_filename(runtime_type), runtime_type, device=device)
+
+    def _reuse_export(
+        self, out_dir: Path, runtime_type: RuntimeType, device: str, image_size: int | tuple[int, int] | None
+    ) -> InferModel:
+        existing = InferModel(out_dir / export_filename(runtime_type), runtime_type, device=device)
+        wanted = to_hw(image_size) if image_size is not None else self.resolution
+        if existing.model_info.input_hw != wanted:
+            raise ExportError(
+                f"{existing.model_path} was exported at {existing.model_info.input_hw}, not {wanted}; "
+                f"pass overwrite=True to export again"
+            )
+        return existing
 
     def benchmark(
         self, iterations: int = 50, size: int | tuple[int, int] | None = None, device: str = "auto"
@@ -184,3 +202,13 @@ class FocoosModel:
         from focoos.training import train as run_training
 
         return run_training(self, args, data_train, data_val, hub=hub)
+
+    def eval(self, args: Any, data_test: Any, save_json: bool = True) -> dict[str, float]:
+        """Metrics on a MapDataset with training's evaluator (bbox/AP, segm/AP, sem_seg/mIoU, ...).
+
+        The metrics are printed, returned and kept in `model_info.val_metrics`; with save_json,
+        output_dir/<run_name>_eval gets model_info.json and metrics.json (Focoos' layout).
+        """
+        from focoos.training import evaluate_model
+
+        return evaluate_model(self, args, data_test, save_json=save_json)

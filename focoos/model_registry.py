@@ -24,9 +24,12 @@ class ModelRegistry:
         return (cls.registry_dir / f"{name}.json").is_file()
 
     @classmethod
-    def get_model_info(cls, name: str) -> ModelInfo:
-        if not cls.exists(name):
-            raise ModelNotFoundError(
-                f"'{name}' is not in the model registry; available: {', '.join(cls.list_models())}"
-            )
-        return ModelInfo.from_json(cls.registry_dir / f"{name}.json")
+    def get_model_info(cls, name: str | Path) -> ModelInfo:
+        """The ModelInfo of a registry name, or of a model_info JSON file given by its path."""
+        if cls.exists(str(name)):
+            return ModelInfo.from_json(cls.registry_dir / f"{name}.json")
+        if Path(name).expanduser().is_file():
+            return ModelInfo.from_json(Path(name).expanduser())
+        raise ModelNotFoundError(
+            f"'{name}' is neither in the model registry nor a JSON file; available: {', '.join(cls.list_models())}"
+        )

@@ -82,10 +82,13 @@ def test_every_input_kind_gives_local_detections(model, small_detr, tmp_path, ht
         "torch": torch.from_numpy(image).permute(2, 0, 1),
     }
     for kind, source in sources.items():
+        start = time.perf_counter()
         det = model.infer(source, threshold=THRESHOLD)
+        wall_s = time.perf_counter() - start
         assert len(det.detections) > 0, kind
         assert_same_detections(det, local)
-        assert det.latency.inference > 0
+        stages_s = det.latency.model_dump(exclude_none=True).values()  # seconds, as in Focoos
+        assert det.latency.inference > 0 and sum(stages_s) <= wall_s + 1e-3
 
 
 def test_batch_call_and_annotation(model, small_detr):
@@ -101,8 +104,12 @@ def test_async_client_gathers_concurrent_calls(server, small_detr):
         async with AsyncTritonInferModel(server.grpc_url, "det") as client:
             return await asyncio.gather(*(client.infer(im, threshold=THRESHOLD) for im in IMAGES))
 
-    for det, image in zip(asyncio.run(run()), IMAGES, strict=True):
+    start = time.perf_counter()
+    results = asyncio.run(run())
+    wall_s = time.perf_counter() - start
+    for det, image in zip(results, IMAGES, strict=True):
         assert_same_detections(det, small_detr.infer(image, threshold=THRESHOLD))
+        assert 0 < det.latency.inference <= wall_s  # seconds
 
 
 @pytest.mark.parametrize(

@@ -73,10 +73,13 @@ def test_failed_export_leaves_nothing_behind(small_cls, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_folder_needs_overwrite(small_cls, tmp_path):
-    (tmp_path / "taken").mkdir()
-    with pytest.raises(ExportError, match="overwrite"):
-        small_cls.export(RuntimeType.ONNX_CPU, out_dir=tmp_path / "taken", overwrite=False)
+def test_export_without_overwrite_reuses_the_existing_file(small_cls, tmp_path):
+    first = small_cls.export(RuntimeType.ONNX_CPU, out_dir=tmp_path / "e")
+    written = first.model_path.stat().st_mtime_ns
+    again = small_cls.export(RuntimeType.ONNX_CPU, out_dir=tmp_path / "e", overwrite=False)
+    assert again.model_path == first.model_path and again.model_path.stat().st_mtime_ns == written
+    with pytest.raises(ExportError, match="overwrite=True"):
+        small_cls.export(RuntimeType.ONNX_CPU, out_dir=tmp_path / "e", overwrite=False, image_size=64)
 
 
 @pytest.mark.parametrize(

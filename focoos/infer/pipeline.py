@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from focoos.ports import FocoosDet, FocoosDetections, InferLatency, ModelInfo, Task, to_hw
+from focoos.ports import FocoosDet, FocoosDetections, InferLatency, ModelInfo, Task, seconds_since, to_hw
 from focoos.processing import (
     DetectionArrays,
     annotate_image,
@@ -26,10 +26,6 @@ from focoos.processing.postprocess import TASK_TOP_K, postprocess_options
 
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 INFER_OPTIONS = ("top_k", "image_size")  # keyword options of infer() beyond image, threshold, annotate
-
-
-def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000.0, 3)
 
 
 def postprocess_outputs(
@@ -98,7 +94,7 @@ class InferencePipeline:
         threshold = validate_threshold(threshold)
         start = time.perf_counter()
         loaded, is_batch = load_images(images)
-        imload = _ms_since(start)
+        imload = seconds_since(start)
         if image_size is not None:
             size_hw: tuple[int, int] | None = to_hw(image_size)
         else:
@@ -117,16 +113,16 @@ class InferencePipeline:
         latency = InferLatency()
         start = time.perf_counter()
         batch = preprocess_images(loaded, size_hw)
-        latency.preprocess = _ms_since(start)
+        latency.preprocess = seconds_since(start)
 
         start = time.perf_counter()
         outputs = self.run_network(batch)
-        latency.inference = _ms_since(start)
+        latency.inference = seconds_since(start)
 
         start = time.perf_counter()
         results = postprocess_outputs(self.info, outputs, [im.shape[:2] for im in loaded], threshold, top_k)
         detections = [to_focoos_detections(r, self.info.classes) for r in results]
-        latency.postprocess = _ms_since(start)
+        latency.postprocess = seconds_since(start)
 
         if annotate:
             start = time.perf_counter()
@@ -135,7 +131,7 @@ class InferencePipeline:
                     image, result.boxes, result.scores, result.classes, self.info.classes, result.masks,
                     draw_boxes=self.info.task != Task.SEMSEG,
                 )
-            latency.annotate = _ms_since(start)
+            latency.annotate = seconds_since(start)
         for det in detections:
             det.latency = latency.model_copy()
         return detections

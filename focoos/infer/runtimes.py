@@ -6,14 +6,17 @@ back silently to a slower provider.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from focoos.errors import RuntimeUnavailableError
+from focoos.errors import ExportError, RuntimeUnavailableError
 from focoos.ports import RuntimeType
 from focoos.settings import cache_dir
+
+TORCHSCRIPT_META = "focoos_export.json"  # extra file FocoosModel.export stores inside model.pt
 
 ONNX_PROVIDERS: dict[RuntimeType, str] = {
     RuntimeType.ONNX_CPU: "CPUExecutionProvider",
@@ -111,9 +114,12 @@ class OnnxRuntime:
 
 
 class TorchscriptRuntime:
-    """A traced TorchScript file; outputs are named from the export's output names."""
+    """A traced TorchScript file; outputs are named from the export's output names.
 
-    def __init__(self, path: Path, output_names: list[str], device: str = "auto") -> None:
+    Without `output_names`, they are read from the metadata `FocoosModel.export` stores inside the file.
+    """
+
+    def __init__(self, path: Path, output_names: list[str] | None = None, device: str = "auto") -> None:
         try:
             import torch
         except ImportError as exc:
@@ -127,8 +133,12 @@ class TorchscriptRuntime:
         self._torch = torch
         self.device = device
         self.runtime_type = RuntimeType.TORCHSCRIPT_32
-        self.module = torch.jit.load(str(path), map_location=device).eval()
-        self.output_names = list(output_names)
+        extra = {TORCHSCRIPT_META: ""}
+        self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra).eval()
+        embedded = json.loads(extra[TORCHSCRIPT_META] or "{}").get("output_names")
+        if not (output_names or embedded):
+            raise ExportError(f"{path} does not name its outputs: export it again with FocoosModel.export")
+        self.output_names = list(output_names or embedded)
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
@@ -142,10 +152,11 @@ class TorchscriptRuntime:
 def load_runtime(
     path: Path,
     runtime_type: RuntimeType,
-    output_names: list[str],
+    output_names: list[str] | None,
     size_hw: tuple[int, int],
     device: str = "auto",
 ) -> OnnxRuntime | TorchscriptRuntime:
+    """The runtime for an exported file; ONNX names its outputs itself, TorchScript may need `output_names`."""
     if runtime_type == RuntimeType.TORCHSCRIPT_32:
         return TorchscriptRuntime(path, output_names, device)
     return OnnxRuntime(path, runtime_type, size_hw)
