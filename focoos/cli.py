@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 
 from focoos.errors import FocoosError
-from focoos.ports import RuntimeType
+from focoos.ports import DatasetLayout, DatasetSplitType, RuntimeType
+from focoos.settings import predictions_dir
 
 DEMO_MODEL = "fai-detr-n-digits"  # the bundled detector trained here (scripts/train_bundled_digits.py)
 
@@ -61,7 +63,7 @@ def _print_detections(det) -> None:
     if not det.detections:
         print("(no detections over the threshold)")
     if det.latency:
-        print(f"latency ms: {det.latency.model_dump(exclude_none=True)}")
+        print(f"latency s: {det.latency.model_dump(exclude_none=True)}")
 
 
 def _write_rgb(path: Path, image) -> None:
@@ -71,22 +73,52 @@ def _write_rgb(path: Path, image) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
 
+def _save_predictions(det, source: str, output_dir: Path, save: bool, save_json: bool, save_masks: bool) -> None:
+    """Focoos' files: <stem>_annotated<ext>, <stem>_detections.json and <stem>_masks/mask_<n>.png."""
+    from focoos.processing import decode_mask
+
+    stem, suffix = Path(source).stem or "image", Path(source).suffix or ".jpg"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if save and det.image is not None:
+        _write_rgb(output_dir / f"{stem}_annotated{suffix}", det.image)
+    if save_json:
+        (output_dir / f"{stem}_detections.json").write_text(json.dumps(det.model_dump(mode="json"), indent=2))
+    masks = [d.mask for d in det.detections if d.mask]
+    if save_masks and masks:
+        masks_dir = output_dir / f"{stem}_masks"
+        masks_dir.mkdir(exist_ok=True)
+        for i, mask in enumerate(masks, start=1):
+            _write_gray(masks_dir / f"mask_{i}.png", decode_mask(mask))
+    print(f"results: {output_dir}")
+
+
+def _write_gray(path: Path, mask) -> None:
+    import cv2
+
+    cv2.imwrite(str(path), mask.astype("uint8") * 255)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
-    annotate = args.output is not None
+    to_dir = args.save or args.save_json or args.save_masks
+    annotate = args.output is not None or args.save or args.save_masks
     if args.url:
         from focoos.client import TritonInferModel
 
         with TritonInferModel(args.url, model_name=args.model) as model:
-            det = model.infer(args.image, threshold=args.threshold, annotate=annotate)
+            det = model.infer(args.source, threshold=args.conf, annotate=annotate)
     else:
         model = _load(args)
         if args.runtime:
-            model = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir)
-        det = model.infer(args.image, threshold=args.threshold, annotate=annotate)
+            model = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir,
+                                 image_size=args.im_size)
+        det = model.infer(args.source, threshold=args.conf, annotate=annotate)
     _print_detections(det)
-    if annotate:
+    if args.output is not None:
         _write_rgb(Path(args.output), det.image)
         print(f"annotated image: {args.output}")
+    if to_dir:
+        _save_predictions(det, args.source, args.output_dir or predictions_dir(), args.save, args.save_json,
+                          args.save_masks)
     return 0
 
 
@@ -137,23 +169,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     model = _load(args)
+    if args.runtime:
+        runtime = RuntimeType(args.runtime)
+    elif args.format == "torchscript":
+        runtime = RuntimeType.TORCHSCRIPT_32
+    else:  # Focoos' mapping of --format onnx: CUDA unless the device is the CPU
+        cuda = args.device in ("cuda", "auto") and _cuda_available()
+        runtime = RuntimeType.ONNX_CUDA32 if cuda else RuntimeType.ONNX_CPU
     infer_model = model.export(
-        runtime_type=RuntimeType(args.runtime),
-        out_dir=args.out_dir,
-        onnx_opset=args.opset,
-        image_size=args.image_size,
+        runtime_type=runtime, out_dir=args.out_dir, onnx_opset=args.opset, image_size=args.image_size,
+        device=args.device, overwrite=args.overwrite,
     )
-    print(f"exported {model.name} as {args.runtime} to {infer_model.model_dir}")
+    print(f"exported {model.name} as {runtime.value} to {infer_model.model_dir}")
     return 0
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _cmd_benchmark(args: argparse.Namespace) -> int:
+    size = args.size or args.im_size
+    args.im_size = None  # Focoos: --im-size is the benchmark's input size, the model stays as it is
     model = _load(args)
-    metrics = model.benchmark(iterations=args.iterations, size=args.size)
+    metrics = model.benchmark(iterations=args.iterations, size=size)
     print(metrics.model_dump_json(indent=2))
     if args.runtime:
         exported = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir)
-        print(exported.benchmark(iterations=args.iterations, size=args.size).model_dump_json(indent=2))
+        print(exported.benchmark(iterations=args.iterations, size=size).model_dump_json(indent=2))
     return 0
 
 
@@ -202,32 +247,128 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset(args: argparse.Namespace, task):
+    """AutoDataset for --dataset: a name (or .zip) in --datasets-dir, or a path to a folder or zip."""
+    from focoos.data import AutoDataset
+    from focoos.ports import DatasetLayout
+
+    source, datasets_dir = Path(args.dataset).expanduser(), args.datasets_dir
+    name = args.dataset
+    if datasets_dir is None and (source.is_absolute() or len(source.parts) > 1 or source.exists()):
+        name, datasets_dir = source.name, source.parent
+    kwargs = {"datasets_dir": str(datasets_dir)} if datasets_dir is not None else {}
+    return AutoDataset(dataset_name=name, task=task, layout=DatasetLayout(args.dataset_layout), **kwargs)
+
+
+def _trainer_args(args: argparse.Namespace, model_name: str):
+    """TrainerArgs from the options that were given; the rest keep TrainerArgs' own defaults."""
+    import uuid
+
+    from focoos.ports import TrainerArgs
+
+    given = {k: getattr(args, k) for k in TrainerArgs.model_fields if getattr(args, k, None) is not None}
+    given.setdefault("run_name", f"{Path(model_name).name}-{uuid.uuid4().hex[:8]}")  # Focoos' default
+    return TrainerArgs(**given)
+
+
+def _splits(args: argparse.Namespace, model, splits):
+    from focoos.data import get_default_by_task
+
+    resolution = args.im_size or model.model_info.im_size
+    train_augs, val_augs = get_default_by_task(model.task, resolution)
+    dataset = _dataset(args, model.task)
+    return [dataset.get_split(train_augs if split.value == "train" else val_augs, split=split) for split in splits]
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from focoos.data import AutoDataset, DatasetAugmentations
-    from focoos.ports import DatasetLayout, DatasetSplitType, TrainerArgs
+    from focoos.ports import DatasetSplitType
 
     model = _load(args)
-    dataset_dir = Path(args.dataset)
-    dataset = AutoDataset(dataset_name=dataset_dir.name, task=model.task, layout=DatasetLayout(args.layout),
-                          datasets_dir=dataset_dir.parent)
-    resolution = args.im_size or model.resolution[0]
-    train_split = dataset.get_split(DatasetAugmentations(resolution=resolution, horizontal_flip=args.hflip),
-                                    DatasetSplitType.TRAIN)
-    val_split = dataset.get_split(DatasetAugmentations(resolution=resolution), DatasetSplitType.VAL)
-    trainer_args = TrainerArgs(
-        run_name=args.run_name, output_dir=str(args.output_dir), max_iters=args.max_iters, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, num_gpus=args.num_gpus, eval_period=args.eval_period, resume=args.resume,
-        workers=args.workers, checkpointer_period=args.checkpointer_period,
-    )
+    train_split, val_split = _splits(args, model, (DatasetSplitType.TRAIN, DatasetSplitType.VAL))
+    trainer_args = _trainer_args(args, args.model)
     info = model.train(trainer_args, train_split, val_split)
-    print(f"trained {info.name}: {info.val_metrics} -> {Path(args.output_dir) / args.run_name}")
+    print(f"trained {info.name}: {info.val_metrics} -> {Path(trainer_args.output_dir) / trainer_args.run_name}")
+    return 0
+
+
+def _cmd_val(args: argparse.Namespace) -> int:
+    from focoos.ports import DatasetSplitType
+
+    model = _load(args)
+    (val_split,) = _splits(args, model, (DatasetSplitType(args.split),))
+    metrics = model.eval(_trainer_args(args, args.model), val_split)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_settings(args: argparse.Namespace) -> int:
+    from focoos import settings
+
+    print("Current focoos settings:")
+    for name, value in settings.describe().items():
+        print(f"{name}={value}")
+    return 0
+
+
+def _cmd_checks(args: argparse.Namespace) -> int:
+    """What this machine can run: python, torch and CUDA, ONNX Runtime providers, tritonserver, tritonclient."""
+    import importlib.metadata
+    import platform
+    import shutil
+
+    print(f"python: {platform.python_version()} ({platform.platform()})")
+    for package in ("focoos", "numpy", "torch", "torchvision", "onnxruntime", "onnxruntime-gpu", "tensorrt",
+                    "tritonclient", "nvidia-pytriton", "pycocotools", "supervision"):
+        try:
+            print(f"{package}: {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            print(f"{package}: not installed")
+    with contextlib.suppress(ImportError):
+        import torch
+
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        print(f"cuda: {torch.version.cuda if torch.cuda.is_available() else 'not available'}; gpus: {gpus or 'none'}")
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        print(f"onnxruntime providers: {onnxruntime.get_available_providers()}")
+    try:
+        from focoos.builder.server import find_tritonserver
+
+        print(f"tritonserver: {find_tritonserver()}")
+    except (ImportError, FocoosError, OSError) as exc:
+        print(f"tritonserver: not found ({exc})")
+    print(f"nvidia-smi: {shutil.which('nvidia-smi') or 'not found'}")
+    return 0
+
+
+def _cmd_hub(args: argparse.Namespace) -> int:
+    from focoos.hub import FocoosHUB
+
+    hub = FocoosHUB(api_key=args.api_key, host_url=args.host_url)
+    if args.hub_command == "models":
+        for m in hub.list_remote_models():
+            print(f"{m.ref:<24} {m.name:<32} {getattr(m.task, 'value', m.task)!s:<16} "
+                  f"{getattr(m.status, 'value', m.status)}")
+    elif args.hub_command == "datasets":
+        for d in hub.list_remote_datasets(include_shared=args.include_shared):
+            print(f"{d.ref:<24} {d.name:<32} {getattr(d.task, 'value', d.task)!s:<16} "
+                  f"{getattr(d.layout, 'value', d.layout)}")
+    elif args.hub_command == "dataset" and args.dataset_command == "download":
+        kwargs = {"path": str(args.path)} if args.path else {}
+        print(f"downloaded: {hub.get_remote_dataset(args.ref).download_data(**kwargs)}")
+    elif args.hub_command == "dataset" and args.dataset_command == "upload":
+        print(f"uploaded: {hub.get_remote_dataset(args.ref).upload_data(str(args.path))}")
+    else:
+        user = hub.get_user_info()
+        print(f"logged in as {user.email} on {hub.host_url}")
     return 0
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
     from focoos import __version__
 
-    print(__version__)
+    print(f"focoos version: {__version__}")
     return 0
 
 
@@ -240,6 +381,43 @@ def _bench(bench_argv: list[str]) -> int:
     return bench_command(parser.parse_args(bench_argv))
 
 
+def _im_size(value: str) -> int | tuple[int, int]:
+    """Focoos' image sizes: 640 (square), or height,width / heightxwidth."""
+    parts = value.lower().replace("x", ",").split(",")
+    try:
+        sizes = [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid image size {value!r}: use 640, 480,640 or 480x640") from None
+    if len(sizes) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"invalid image size {value!r}: use 640, 480,640 or 480x640")
+    return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
+
+
+def add_trainer_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainerArgs field (--max-iters, --resume/--no-resume, ...), defaults left to TrainerArgs."""
+    import types
+    import typing
+
+    from focoos.ports import TrainerArgs
+
+    for name, field in TrainerArgs.model_fields.items():
+        kinds = [k for k in typing.get_args(field.annotation) if k is not type(None)] or [field.annotation]
+        kind = kinds[0]
+        flag = "--" + name.replace("_", "-")
+        if flag in parser._option_string_actions:  # e.g. --device, shared with the model's options
+            continue
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif kind in (int, float, str):
+            parser.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper())
+        elif isinstance(kind, type) and issubclass(kind, Enum):
+            parser.add_argument(flag, choices=[member.value for member in kind], default=None)
+        elif typing.get_origin(kind) in (dict, list) or isinstance(kind, types.GenericAlias):
+            parser.add_argument(flag, type=json.loads, default=None, metavar="JSON")
+        else:
+            parser.add_argument(flag, default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="focoos", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,33 +427,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_models)
 
-    def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", required=True, help="registry name, model folder or hub:// reference")
+    def model_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
+        p.add_argument("--model", required=default is None, default=default,
+                       help="registry name, model folder, run name in FOCOOS_MODELS_DIR or hub:// reference")
         p.add_argument("--device", default="auto")
-        p.add_argument("--im-size", type=int, default=None, help="override the model's input size")
+        p.add_argument("--im-size", type=_im_size, default=None, help="override the model's input size: 640 or 480,640")
 
-    p = sub.add_parser("predict", help="detect in one image")
-    model_args(p)
-    p.add_argument("--image", required=True, help="path or http(s) URL")
-    p.add_argument("--url", default=None, help="call this Triton gRPC server (host:port) instead of running locally")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--output", type=Path, default=None, help="write the annotated image here")
+    p = sub.add_parser("predict", help="detect in one image (Focoos' options; ours: --url, --output)")
+    model_args(p, default="fai-detr-l-obj365")
+    p.add_argument("--source", "--image", dest="source", required=True, help="image path or http(s) URL")
+    p.add_argument("--conf", "--threshold", dest="conf", type=float, default=0.5, help="confidence threshold")
     p.add_argument("--runtime", choices=runtimes, default=None, help="export first and run with this runtime")
+    p.add_argument("--output-dir", type=Path, default=None, help="results folder (default: FOCOOS_PREDICTIONS_DIR)")
+    p.add_argument("--save", action=argparse.BooleanOptionalAction, default=True, help="write the annotated image")
+    p.add_argument("--save-json", action=argparse.BooleanOptionalAction, default=True, help="write detections JSON")
+    p.add_argument("--save-masks", action=argparse.BooleanOptionalAction, default=True, help="write mask PNGs")
+    p.add_argument("--url", default=None, help="call this Triton gRPC server (host:port) instead of running locally")
+    p.add_argument("--output", type=Path, default=None, help="also write the annotated image to this file")
     p.add_argument("--export-dir", type=Path, default=None)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="export the network to ONNX or TorchScript")
     model_args(p)
-    p.add_argument("--runtime", choices=runtimes, default=RuntimeType.ONNX_CPU.value)
-    p.add_argument("--out-dir", type=Path, default=None)
-    p.add_argument("--opset", type=int, default=18)
-    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="Focoos' choice of runtime")
+    p.add_argument("--runtime", choices=runtimes, default=None, help="an exact runtime type (overrides --format)")
+    p.add_argument("--output-dir", "--out-dir", dest="out_dir", type=Path, default=None)
+    p.add_argument("--onnx-opset", "--opset", dest="opset", type=int, default=18)
+    p.add_argument("--image-size", type=_im_size, default=None, help="export size (default: --im-size or the model's)")
+    p.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=False,
+                   help="replace an existing export (default: reuse it)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("benchmark", help="latency of the network (eager, and exported with --runtime)")
     model_args(p)
     p.add_argument("--iterations", type=int, default=50)
-    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--size", type=_im_size, default=None, help="input size (same as --im-size here)")
     p.add_argument("--runtime", choices=runtimes, default=None)
     p.add_argument("--export-dir", type=Path, default=None)
     p.set_defaults(func=_cmd_benchmark)
@@ -283,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build a model into a Triton model repository")
     p.add_argument("--model", help="registry name, model folder or hub:// reference")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--im-size", type=int, default=None)
+    p.add_argument("--im-size", type=_im_size, default=None)
     p.add_argument("--runtime", choices=runtimes, default=RuntimeType.ONNX_TRT16.value)
     p.add_argument("--repository", type=Path, default=Path("model_repository"))
     p.add_argument("--name", default=None, help="served name (default: the model's name)")
@@ -317,22 +503,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-serving", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("train", help="train a model on a dataset folder")
-    model_args(p)
-    p.add_argument("--dataset", required=True, help="dataset folder (split folders train/ and valid/ inside)")
-    p.add_argument("--layout", default="roboflow_coco", choices=["roboflow_coco", "cls_folder"])
-    p.add_argument("--run-name", required=True)
-    p.add_argument("--output-dir", type=Path, default=Path("runs"))
-    p.add_argument("--max-iters", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=5e-4)
-    p.add_argument("--num-gpus", type=int, default=1)
-    p.add_argument("--eval-period", type=int, default=200)
-    p.add_argument("--checkpointer-period", type=int, default=1000)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--hflip", type=float, default=0.0)
-    p.add_argument("--resume", action="store_true")
-    p.set_defaults(func=_cmd_train)
+    for command, func, text in (("train", _cmd_train, "train a model on a dataset"),
+                                ("val", _cmd_val, "evaluate a model on a dataset split")):
+        p = sub.add_parser(command, help=text)
+        model_args(p)
+        p.add_argument("--dataset", required=True, help="dataset name or .zip in --datasets-dir, or a folder/zip path")
+        p.add_argument("--datasets-dir", type=Path, default=None, help="default: FOCOOS_DATASETS_DIR")
+        p.add_argument("--dataset-layout", "--layout", dest="dataset_layout", default="roboflow_coco",
+                       choices=[layout.value for layout in DatasetLayout])
+        if command == "val":
+            p.add_argument("--split", default="val", choices=[split.value for split in DatasetSplitType])
+        add_trainer_options(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("settings", help="print the settings and the environment variables that change them")
+    p.set_defaults(func=_cmd_settings)
+    p = sub.add_parser("checks", help="print what this machine can run (torch, CUDA, ONNX Runtime, tritonserver)")
+    p.set_defaults(func=_cmd_checks)
+
+    p = sub.add_parser("hub", help="Focoos Hub: user, models, datasets (FOCOOS_API_KEY)")
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--host-url", default=None)
+    hub = p.add_subparsers(dest="hub_command")
+    hub.add_parser("models", help="the models of this account")
+    datasets = hub.add_parser("datasets", help="the datasets of this account")
+    datasets.add_argument("--include-shared", action="store_true")
+    dataset = hub.add_parser("dataset", help="download or upload one dataset").add_subparsers(
+        dest="dataset_command", required=True)
+    download = dataset.add_parser("download")
+    download.add_argument("--ref", required=True)
+    download.add_argument("--path", type=Path, default=None, help="default: FOCOOS_DATASETS_DIR")
+    upload = dataset.add_parser("upload")
+    upload.add_argument("--ref", required=True)
+    upload.add_argument("--path", type=Path, required=True, help="the dataset .zip")
+    p.set_defaults(func=_cmd_hub)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)

@@ -28,6 +28,11 @@ def datasets_dir() -> Path:
     return _path("FOCOOS_DATASETS_DIR", ROOT_DIR / "datasets")
 
 
+def predictions_dir() -> Path:
+    """Where `focoos predict` writes results: FOCOOS_PREDICTIONS_DIR, else ~/FocoosAI/predictions."""
+    return _path("FOCOOS_PREDICTIONS_DIR", ROOT_DIR / "predictions")
+
+
 def cache_dir() -> Path:
     """Downloaded weights and other cached files: FOCOOS_CACHE_DIR, else ~/.cache/focoos."""
     return _path("FOCOOS_CACHE_DIR", Path.home() / ".cache" / "focoos")
@@ -59,6 +64,7 @@ def describe() -> dict[str, str]:
     return {
         "FOCOOS_MODELS_DIR": str(models_dir()),
         "FOCOOS_DATASETS_DIR": str(datasets_dir()),
+        "FOCOOS_PREDICTIONS_DIR": str(predictions_dir()),
         "FOCOOS_CACHE_DIR": str(cache_dir()),
         "FOCOOS_EXPORTS_DIR": str(exports_dir()),
         "FOCOOS_OFFLINE": str(offline()),

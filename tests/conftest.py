@@ -21,6 +21,7 @@ os.environ.setdefault("FOCOOS_OFFLINE", "1")
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="focoos-tests-"))
 os.environ.setdefault("FOCOOS_MODELS_DIR", str(_SESSION_HOME / "models"))
 os.environ.setdefault("FOCOOS_DATASETS_DIR", str(_SESSION_HOME / "datasets"))
+os.environ.setdefault("FOCOOS_PREDICTIONS_DIR", str(_SESSION_HOME / "predictions"))
 os.environ.pop("FOCOOS_API_KEY", None)
 
 TINY_STDC = {"model_type": "stdc", "base": 32, "layers": [1, 1, 1], "block_num": 4, "block_type": "cat",

@@ -82,7 +82,7 @@ def test_cli_predict_writes_an_annotated_image(tmp_path):
     assert result.returncode == 0, result.stderr
     annotated = cv2.imread(str(tmp_path / "out" / "annotated.jpg"))
     assert annotated.shape == (240, 320, 3)
-    assert "latency ms" in result.stdout
+    assert "latency s" in result.stdout
 
 
 def test_cli_export_and_errors(tmp_path):
