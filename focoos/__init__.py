@@ -36,6 +36,7 @@ from focoos.ports import (
 __version__ = "0.1.0"
 
 _LAZY = {
+    "FocoosHUB": "focoos.hub",  # imports requests: loaded on first use
     "FocoosModel": "focoos.focoos_model",
     "InferModel": "focoos.infer.infer_model",
 }
@@ -56,6 +57,7 @@ __all__ = [
     "FocoosDet",
     "FocoosDetections",
     "FocoosError",
+    "FocoosHUB",
     "FocoosModel",
     "InferLatency",
     "InferModel",

@@ -5,6 +5,10 @@ from focoos.processing.errors import FocoosError, InvalidInputError
 __all__ = [
     "ExportError",
     "FocoosError",
+    "HubAuthError",
+    "HubError",
+    "HubNotFoundError",
+    "HubUnreachableError",
     "InvalidInputError",
     "ModelInfoError",
     "ModelNotFoundError",
@@ -36,3 +40,23 @@ class RuntimeUnavailableError(FocoosError, RuntimeError):
 
 class ExportError(FocoosError, RuntimeError):
     """Exporting a model failed; nothing is left in the output folder."""
+
+
+class HubError(FocoosError, RuntimeError):
+    """A Focoos hub request failed; the message names the URL or reference and the HTTP status."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class HubAuthError(HubError, PermissionError):
+    """No API key, a wrong key (401), or a resource of another user (403)."""
+
+
+class HubNotFoundError(HubError, ModelNotFoundError):
+    """The hub has no model or dataset with that reference (404)."""
+
+
+class HubUnreachableError(HubError, ConnectionError):
+    """The hub did not answer: refused, timed out, dropped mid-transfer, or FOCOOS_OFFLINE is set."""

@@ -6,16 +6,20 @@ hub) joins with `ModelManager.register_strategy` without touching the others.
 
 from __future__ import annotations
 
+import importlib
+import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from focoos.errors import FocoosError, ModelInfoError, ModelNotFoundError
+from focoos.errors import ModelInfoError, ModelNotFoundError
 from focoos.model_registry import ModelRegistry
-from focoos.models import build_network, check_supported
+from focoos.models import FAMILY_MODULES, build_network, check_supported
 from focoos.ports import ModelInfo
+from focoos.processing.postprocess import postprocess_options
+from focoos.settings import models_dir
 from focoos.weights import WeightsUnreachableError, load_weights, resolve_weights
 
 if TYPE_CHECKING:
@@ -25,6 +29,10 @@ WEIGHTS_FILE = "model_final.pth"
 INFO_FILE = "model_info.json"
 # Overrides that change ModelInfo itself; every other keyword overrides one config value.
 INFO_OVERRIDES = ("im_size", "weights_uri", "weights_sha256")
+# Config keys every family accepts beyond its network's DEFAULTS: Focoos' common fields and what
+# pre/postprocessing read (top_k, the mask options).
+SHARED_CONFIG_KEYS = ("backbone_config", "num_classes", "resolution", "threshold", "top_k",
+                      *postprocess_options({}))
 
 
 class NoWeightsWarning(UserWarning):
@@ -48,7 +56,8 @@ class Source:
 class Strategy:
     name: str
     matches: Callable[[str, ModelInfo | None], bool]
-    resolve: Callable[[str, ModelInfo | None], Source]
+    resolve: Callable[..., Source]  # (name, model_info, **the options it names)
+    options: tuple[str, ...] = ()  # keyword arguments of ModelManager.get passed on (the hub's: hub, cache)
 
 
 def _from_model_info(name: str, info: ModelInfo | None) -> Source:
@@ -68,8 +77,21 @@ def _from_registry(name: str, info: ModelInfo | None) -> Source:
     return Source(ModelRegistry.get_model_info(name), None, ModelRegistry.registry_dir, remote_fallback=True)
 
 
-def _from_hub(name: str, info: ModelInfo | None) -> Source:
-    raise FocoosError(f"{name}: hub:// models need the Focoos hub integration, which this version lacks")
+def _is_run_name(name: str) -> bool:
+    """A bare name of a folder in models_dir(), where training runs and hub downloads live."""
+    return bool(name) and not Path(name).is_absolute() and (models_dir() / name).is_dir()
+
+
+def _from_models_dir(name: str, info: ModelInfo | None) -> Source:
+    return _from_local_dir(str(models_dir() / name), info)
+
+
+def _from_hub(name: str, info: ModelInfo | None, hub: Any = None, cache: bool = True) -> Source:
+    """hub://<ref>: info and weights cached in models_dir()/<ref> (policy in focoos.hub.model_cache)."""
+    from focoos.hub.model_cache import fetch_hub_model  # requests loads only for hub references
+
+    hub_info, weights, folder = fetch_hub_model(name, hub=hub, cache=cache)
+    return Source(hub_info, weights, folder)
 
 
 class ModelManager:
@@ -77,9 +99,10 @@ class ModelManager:
 
     strategies: list[Strategy] = [
         Strategy("model_info", lambda name, info: info is not None, _from_model_info),
-        Strategy("hub", lambda name, info: name.startswith("hub://"), _from_hub),
+        Strategy("hub", lambda name, info: name.startswith("hub://"), _from_hub, options=("hub", "cache")),
         Strategy("local", lambda name, info: Path(name).expanduser().is_dir(), _from_local_dir),
         Strategy("registry", lambda name, info: ModelRegistry.exists(name), _from_registry),
+        Strategy("models_dir", lambda name, info: _is_run_name(name), _from_models_dir),
     ]
 
     @classmethod
@@ -90,32 +113,53 @@ class ModelManager:
     @classmethod
     def get(
         cls,
-        name: str,
+        name: str | os.PathLike[str],
         model_info: ModelInfo | None = None,
+        config: Mapping[str, Any] | None = None,
         hub: Any = None,
         cache: bool = True,
         device: str = "auto",
         **config_overrides: Any,
     ) -> FocoosModel:
-        """Return a FocoosModel; keyword arguments override single config values (and im_size, weights_uri)."""
+        """Return a FocoosModel from a registry name, a folder (path or run name in models_dir()), hub:// or model_info.
+
+        `config` replaces the model's config as a whole; keyword arguments then override single
+        config values (and im_size, weights_uri). A key the family does not know raises ModelInfoError.
+        """
+        name = os.fspath(name)
         for strategy in cls.strategies:
             if strategy.matches(name, model_info):
-                source = strategy.resolve(name, model_info)
+                options = {"hub": hub, "cache": cache}
+                source = strategy.resolve(name, model_info, **{k: options[k] for k in strategy.options})
                 break
         else:
             raise ModelNotFoundError(
-                f"'{name}' is neither a registry model, a folder with {INFO_FILE}, nor a hub:// reference; "
-                f"registry models: {', '.join(ModelRegistry.list_models())}"
+                f"'{name}' is neither a registry model, a folder with {INFO_FILE} (a path, or a run in "
+                f"{models_dir()}), nor a hub:// reference; registry models: {', '.join(ModelRegistry.list_models())}"
             )
-        info = _apply_overrides(source.info, config_overrides)
+        info = _apply_overrides(source.info, config, config_overrides)
         return _build(info, source, device)
 
 
-def _apply_overrides(info: ModelInfo, overrides: dict[str, Any]) -> ModelInfo:
-    if not overrides:
+def valid_config_keys(info: ModelInfo) -> set[str]:
+    """Config keys the model's family takes: its network DEFAULTS, the shared keys, and those its config holds."""
+    check_supported(info)
+    defaults = importlib.import_module(FAMILY_MODULES[info.model_family]).DEFAULTS
+    return set(defaults) | set(SHARED_CONFIG_KEYS) | set(info.config)
+
+
+def _apply_overrides(info: ModelInfo, config: Mapping[str, Any] | None, overrides: dict[str, Any]) -> ModelInfo:
+    if config is None and not overrides:
         return info
-    fields = info.model_dump()
-    fields["config"] = {**info.config, **{k: v for k, v in overrides.items() if k not in INFO_OVERRIDES}}
+    values = {k: v for k, v in overrides.items() if k not in INFO_OVERRIDES}
+    new_config = {**(dict(config) if config is not None else info.config), **values}
+    unknown = sorted(set(new_config) - valid_config_keys(info))
+    if unknown:
+        raise ModelInfoError(
+            f"unknown config key(s) for {info.name} ({info.model_family.value}): {', '.join(unknown)}; "
+            f"valid keys: {', '.join(sorted(valid_config_keys(info)))}, and {', '.join(INFO_OVERRIDES)}"
+        )
+    fields = {**info.model_dump(), "config": new_config}
     fields.update({k: v for k, v in overrides.items() if k in INFO_OVERRIDES})
     return ModelInfo.validated(f"overrides for {info.name}", **fields)
 
