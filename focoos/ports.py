@@ -6,6 +6,8 @@ Pydantic models only: no torch, so the client and the Python-backend steps can i
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,16 @@ class ModelFamily(str, Enum):
     RTMO = "rtmo"
 
 
+class ExportFormat(str, Enum):
+    """The file format an export writes; several runtimes share one format."""
+
+    ONNX = "onnx"
+    TORCHSCRIPT = "torchscript"
+
+
 class RuntimeType(str, Enum):
+    """How an exported model runs: ONNX Runtime with a provider, or TorchScript. str() is the value."""
+
     ONNX_CUDA32 = "onnx_cuda32"
     ONNX_TRT32 = "onnx_trt32"
     ONNX_TRT16 = "onnx_trt16"
@@ -48,12 +59,38 @@ class RuntimeType(str, Enum):
     ONNX_COREML = "onnx_coreml"
     TORCHSCRIPT_32 = "torchscript_32"
 
+    def __str__(self) -> str:
+        return self.value
+
     @property
     def is_onnx(self) -> bool:
         return self.value.startswith("onnx")
 
+    def to_export_format(self) -> ExportFormat:
+        return ExportFormat.ONNX if self.is_onnx else ExportFormat.TORCHSCRIPT
+
+
+class ModelExtension(str, Enum):
+    """File extensions of exported models (`model.onnx`, `model.pt`) and of weights (`model_final.pth`)."""
+
+    ONNX = "onnx"
+    TORCHSCRIPT = "pt"
+    WEIGHTS = "pth"
+
+    @classmethod
+    def from_runtime_type(cls, runtime_type: RuntimeType | str) -> ModelExtension:
+        return cls.ONNX if RuntimeType(runtime_type).is_onnx else cls.TORCHSCRIPT
+
 
 class DatasetLayout(str, Enum):
+    """How a dataset folder is organised (Focoos' names); AutoDataset reads all but CATALOG.
+
+    ROBOFLOW_COCO: split folders with `_annotations.coco.json` beside the images (detection, instseg).
+    ROBOFLOW_SEG: split folders with `<stem>_mask.png` per image and `_classes.csv` (semseg).
+    CLS_FOLDER: split folders with one sub-folder of images per class (classification).
+    CATALOG: Focoos' internal catalogue format.
+    """
+
     ROBOFLOW_COCO = "roboflow_coco"
     ROBOFLOW_SEG = "roboflow_seg"
     CATALOG = "catalog"
@@ -61,11 +98,16 @@ class DatasetLayout(str, Enum):
 
 
 class DatasetSplitType(str, Enum):
+    """A dataset split; its folder is train|training, valid|val|validation or test|testing."""
+
     TRAIN = "train"
     VAL = "val"
+    TEST = "test"
 
 
 class Scheduler(str, Enum):
+    """Learning-rate schedules (Focoos' names). Their options go in `TrainerArgs.scheduler_extra`."""
+
     MULTISTEP = "MULTISTEP"
     COSINE = "COSINE"
     POLY = "POLY"
@@ -73,34 +115,72 @@ class Scheduler(str, Enum):
 
 
 class OptimizerName(str, Enum):
+    """Optimizers (Focoos' names): torch.optim.AdamW, SGD and RMSprop; keyword options in `optimizer_extra`."""
+
     ADAMW = "ADAMW"
     SGD = "SGD"
+    RMSPROP = "RMSPROP"
+
+
+WARMUP_OPTIONS = ("warmup_factor", "warmup_iters", "warmup_method")
+WARMUP_METHODS = ("constant", "linear", "quadratic")
+# The keyword options each of Focoos' schedulers takes (FIXED takes none: Focoos' constant lr has no warmup).
+SCHEDULER_OPTIONS: dict[Scheduler, tuple[str, ...]] = {
+    Scheduler.MULTISTEP: ("milestones", "gamma", *WARMUP_OPTIONS),
+    Scheduler.COSINE: WARMUP_OPTIONS,
+    Scheduler.POLY: ("power", "constant_ending", *WARMUP_OPTIONS),
+    Scheduler.FIXED: (),
+}
+
+
+def _default_output_dir() -> str:
+    """Focoos' MODELS_DIR, read when the args are made so FOCOOS_MODELS_DIR set later still counts."""
+    from focoos.settings import models_dir
+
+    return str(models_dir())
+
+
+def _visible_gpus() -> int:
+    """Focoos' default num_gpus: the CUDA devices (1 for Apple's MPS), 0 without a GPU or without torch."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 1 if torch.backends.mps.is_available() else 0
 
 
 class TrainerArgs(BaseModel):
-    """Training options (Focoos names and defaults). Unknown or invalid fields fail, naming the field."""
+    """Training options: Focoos' fields, defaults and meaning. Unknown or invalid fields fail, naming the field.
+
+    Parameter groups follow Focoos: modules named *backbone* train at lr * backbone_multiplier, *pixel_decoder*
+    at lr * decoder_multiplier (the backbone sits inside it, so both apply there), *head* (but not *classifier*)
+    at lr * head_multiplier; a part whose multiplier is 0 also gets no weight decay. Norm layers decay by
+    weight_decay_norm, embeddings and `pos_embed` by weight_decay_embed, the rest by weight_decay.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     run_name: str
-    output_dir: str = "runs"
-    ckpt_dir: str | None = None
-    init_checkpoint: str | None = None
-    resume: bool = False
-    num_gpus: int = Field(1, ge=0)
-    device: str = "auto"
-    workers: int = Field(0, ge=0)
-    amp_enabled: bool = True
+    output_dir: str = Field(default_factory=_default_output_dir)  # the run goes to output_dir/run_name
+    ckpt_dir: str | None = None  # checkpoints elsewhere than the run folder
+    init_checkpoint: str | None = None  # weights loaded before training
+    resume: bool = False  # continue from the last checkpoint in ckpt_dir
+    num_gpus: int = Field(default_factory=_visible_gpus, ge=0)  # > 1: one DDP worker per device
+    device: str = "cuda"  # cuda (when available, else CPU), cpu, mps or auto
+    workers: int = Field(4, ge=0)  # data-loading processes
+    amp_enabled: bool = True  # float16 autocast on CUDA
     ddp_broadcast_buffers: bool = False
     ddp_find_unused: bool = True
     checkpointer_period: int = Field(1000, ge=1)
     checkpointer_max_to_keep: int = Field(1, ge=1)
     eval_period: int = Field(200, ge=1)
     log_period: int = Field(20, ge=1)
-    samples: int = Field(9, ge=0)
-    seed: int = 42
+    samples: int = Field(9, ge=0)  # prediction previews saved at each evaluation (output_dir/run_name/preview)
+    seed: int = 42  # negative: a random seed, recorded in the run's train_args
     early_stop: bool = True
-    patience: int = Field(10, ge=1)
+    patience: int = Field(10, ge=1)  # evaluations without improvement before an early stop
     ema_enabled: bool = False
     ema_decay: float = Field(0.999, gt=0, lt=1)
     ema_warmup: int = Field(2000, ge=0)
@@ -109,15 +189,44 @@ class TrainerArgs(BaseModel):
     max_iters: int = Field(3000, ge=1)
     batch_size: int = Field(16, ge=1)
     scheduler: Scheduler = Scheduler.MULTISTEP
-    scheduler_extra: dict[str, Any] | None = None
-    warmup_iters: int = Field(50, ge=0)
+    scheduler_extra: dict[str, Any] | None = None  # e.g. {"milestones": [0.8, 0.9], "gamma": 0.1, "warmup_iters": 50}
     optimizer: OptimizerName = OptimizerName.ADAMW
-    optimizer_extra: dict[str, Any] | None = None
+    optimizer_extra: dict[str, Any] | None = None  # keyword arguments of the torch optimizer, e.g. {"momentum": 0.9}
+    weight_decay_norm: float = Field(0.0, ge=0)
+    weight_decay_embed: float = Field(0.0, ge=0)
     backbone_multiplier: float = Field(0.1, ge=0)
-    freeze_bn: bool = False
-    clip_gradients: float = Field(0.1, ge=0)
-    size_divisibility: int = 0
+    decoder_multiplier: float = Field(1.0, ge=0)
+    head_multiplier: float = Field(1.0, ge=0)
+    freeze_bn: bool = False  # batch norms keep their statistics and affine weights
+    clip_gradients: float = Field(0.1, ge=0)  # max gradient norm of the whole model; 0 = no clipping
+    size_divisibility: int = Field(0, ge=0)  # pad each training batch's height and width to a multiple
+    gather_metric_period: int = Field(1, ge=1)  # read (and check, and average over workers) the losses every N steps
+    zero_grad_before_forward: bool = False  # clear gradients before the forward pass instead of after it
     sync_to_hub: bool = False
+    # Not a Focoos field: a linear warmup from 0.001 * lr over this many steps (scheduler_extra's own warmup wins).
+    warmup_iters: int = Field(0, ge=0)
+
+    @field_validator("scheduler", "optimizer", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value  # Focoos reads the names case-insensitively
+
+    @model_validator(mode="after")
+    def _scheduler_extra_fits(self) -> TrainerArgs:
+        extra = self.scheduler_extra or {}
+        allowed = SCHEDULER_OPTIONS[self.scheduler]
+        unknown = sorted(set(extra) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"scheduler_extra: {', '.join(unknown)} not an option of {self.scheduler.value} "
+                f"(it takes {', '.join(allowed) or 'none'})"
+            )
+        milestones = extra.get("milestones", [])
+        if list(milestones) != sorted(milestones):
+            raise ValueError(f"scheduler_extra: milestones must increase, got {milestones}")
+        if extra.get("warmup_method", "linear") not in WARMUP_METHODS:
+            raise ValueError(f"scheduler_extra: warmup_method must be one of {', '.join(WARMUP_METHODS)}")
+        return self
 
 
 class LatencyMetrics(BaseModel):
@@ -249,9 +358,33 @@ class ModelInfo(BaseModel):
         path.write_text(self.model_dump_json(indent=2, exclude_none=True))
         return path
 
+    def summary(self) -> str:
+        """The lines `pprint` prints: name, description, family, task, classes, size, metrics."""
+        lines = [
+            f"Name: {self.name}",
+            f"Description: {self.description}",
+            f"Family: {self.model_family.value}",
+            f"Focoos Model: {self.focoos_model}",
+            f"Task: {self.task.value}",
+            f"Classes: {self.classes}",
+            f"Im size: {self.im_size}",
+        ]
+        if self.val_metrics:
+            lines.append(f"Val metrics ({self.val_dataset or 'validation set'}): {self.val_metrics}")
+        return "\n".join(lines)
+
+    def pprint(self) -> None:
+        """Print the model's main facts."""
+        print(self.summary())
+
+
+def seconds_since(start: float) -> float:
+    """Seconds elapsed since a `time.perf_counter()` reading, to the microsecond (InferLatency's unit)."""
+    return round(time.perf_counter() - start, 6)
+
 
 class InferLatency(BaseModel):
-    """Time spent per stage of one call, in milliseconds."""
+    """Time spent per stage of one call, in SECONDS (as in Focoos; LatencyMetrics is in milliseconds)."""
 
     imload: float = 0.0
     preprocess: float = 0.0
@@ -274,6 +407,22 @@ class FocoosDet(BaseModel):
     mask: str | None = None
     keypoints: list[list[float]] | None = None
 
+    @classmethod
+    def from_json(cls, data: str | Path | dict[str, Any]) -> FocoosDet:
+        """From a dict (e.g. a served JSON result) or a JSON file; float boxes are rounded to pixels."""
+        fields = dict(data) if isinstance(data, dict) else json.loads(Path(data).read_text())
+        if fields.get("bbox") is not None:
+            fields["bbox"] = [int(round(float(v))) for v in fields["bbox"]]
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+            raise ModelInfoError(f"invalid detection {fields}: {problems}") from exc
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, ("hidden" if name == "mask" and value is not None else value)
+
 
 class FocoosDetections(BaseModel):
     """Result of one image. `image` holds the annotated RGB image when annotate=True."""
@@ -286,6 +435,48 @@ class FocoosDetections(BaseModel):
 
     def __len__(self) -> int:
         return len(self.detections)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, ("hidden" if name == "image" and value is not None else value)
+
+    def class_counts(self) -> str:
+        """'2 car, 1 person' (sorted by name); 'No detections!' when empty."""
+        counts = Counter(d.label or f"(id_class={d.cls_id})" for d in self.detections)
+        return ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "No detections!"
+
+    def latency_summary(self) -> str:
+        """'Latency: imload 3ms, ..., total 20ms' from the stages measured (InferLatency is in seconds)."""
+        if self.latency is None:
+            return "Latency: not measured"
+        stages = self.latency.model_dump(exclude_none=True)
+        parts = [f"{name} {seconds * 1000:.0f}ms" for name, seconds in stages.items()]
+        return f"Latency: {', '.join(parts)}, total {sum(stages.values()) * 1000:.0f}ms"
+
+    def infer_print(self) -> None:
+        """Print the one-glance summary: detections per class, then the latency per stage."""
+        print(f"{self.class_counts()}\n{self.latency_summary()}")
+
+    def pprint(self) -> None:
+        """Print every detection (label, confidence, box, size, mask) and the latencies in seconds."""
+        rule = "=" * 50
+        lines = [rule, "DETECTION RESULTS", rule, f"Found {len(self.detections)} detections", ""]
+        for i, det in enumerate(self.detections, 1):
+            x1, y1, x2, y2 = det.bbox or [-1, -1, -1, -1]
+            lines += [
+                f"  {i}. {det.label or f'Class {det.cls_id}'}",
+                f"     Confidence: {det.conf:.3f}",
+                f"     Bbox: [{x1}, {y1}, {x2}, {y2}]",
+                f"     Size: {x2 - x1} x {y2 - y1}",
+            ]
+            if det.mask:
+                lines.append("     Has mask: Yes (base64 encoded)")
+            lines.append("")
+        if self.latency is not None:
+            lines += ["Latencies:", "-" * 50]
+            lines += [f"  {name}: {value:.3f}s" for name, value in self.latency.model_dump(exclude_none=True).items()]
+        lines.append(rule)
+        print("\n".join(lines))
 
     @property
     def xyxy(self) -> np.ndarray:

@@ -48,7 +48,8 @@ def _tiny_model():
 
 def _args(tmp_path: Path, run_name: str, **overrides) -> TrainerArgs:
     values = {"run_name": run_name, "output_dir": str(tmp_path), "max_iters": 4, "batch_size": 4, "eval_period": 2,
-              "log_period": 1, "warmup_iters": 1, "checkpointer_period": 2, "learning_rate": 1e-4, "seed": 7}
+              "log_period": 1, "warmup_iters": 1, "checkpointer_period": 2, "learning_rate": 1e-4, "seed": 7,
+              "workers": 0}
     return TrainerArgs(**{**values, **overrides})
 
 

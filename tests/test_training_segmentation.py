@@ -42,12 +42,14 @@ def test_segmentation_training_run_writes_metrics_and_a_loadable_model(task, dig
                      im_size=RESOLUTION, config={**TINY[task], "num_classes": len(train.classes)})
     model = quiet_get(info.name, model_info=info, device="cpu")
     args = TrainerArgs(run_name="run", output_dir=str(tmp_path), max_iters=3, batch_size=2, eval_period=3,
-                       log_period=1, warmup_iters=1, checkpointer_period=3, learning_rate=1e-4, seed=0)
+                       log_period=1, warmup_iters=1, checkpointer_period=3, learning_rate=1e-4, seed=0,
+                       workers=0)
     trained = model.train(args, train, val)
 
     assert metric in trained.val_metrics and 0.0 <= trained.val_metrics[metric] <= 100.0
     losses = [json.loads(line) for line in (tmp_path / "run" / "metrics.json").read_text().splitlines()]
     assert all(k in losses[0] for k in ("loss_ce", "loss_mask", "loss_dice", "loss_ce_0"))
+    assert (tmp_path / "run" / "preview" / "samples_iter_3.jpg").is_file()  # samples=9: the previews of the eval
     reloaded = quiet_get(str(tmp_path / "run"), device="cpu")
     det = reloaded.infer(val.original_image(0), threshold=0.0)
     assert all(d.mask for d in det.detections)

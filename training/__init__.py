@@ -1,11 +1,13 @@
 """focoos.training: trainer, losses, evaluation and distributed workers that produce model weights.
 
-Entry point: `FocoosModel.train(args, data_train, data_val)` calls `train` below.
+Entry points: `FocoosModel.train(args, data_train, data_val)` calls `train` below, and
+`FocoosModel.eval(args, data_test)` calls `evaluate_model`.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,8 @@ from focoos.errors import FocoosError
 from focoos.models import build_network
 from focoos.ports import ModelInfo, TrainerArgs
 from focoos.weights import load_weights
+
+from .evaluation import evaluate_model
 
 if TYPE_CHECKING:
     from focoos.focoos_model import FocoosModel
@@ -38,17 +42,31 @@ def _adapt_to_dataset(model: FocoosModel, classes: list[str]) -> tuple[torch.nn.
     return network, info
 
 
+def _hub_sync(model: FocoosModel, info: ModelInfo, args: TrainerArgs, hub: Any) -> Any:
+    """sync_to_hub: create the run's hub model (named after the run, as Focoos does) and the hook reporting to it."""
+    from focoos.hub.sync import SyncToHub
+
+    run_info = info.model_copy(update={"name": args.run_name, "focoos_model": info.focoos_model or model.name,
+                                       "train_args": args.model_dump(mode="json")})
+    return SyncToHub.for_new_model(hub, run_info, Path(args.output_dir) / args.run_name)
+
+
 def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any = None, hub: Any = None) -> ModelInfo:
     """Train `model` in place on MapDatasets; writes output_dir/run_name and returns the new ModelInfo."""
     from .trainer import FINAL_WEIGHTS, Trainer
 
-    if hub is not None or args.sync_to_hub:
-        raise FocoosError("sync_to_hub needs the Focoos hub integration, which this version lacks")
     if data_train.task != model.task:
         raise FocoosError(f"{model.name} does {model.task.value}, the training data is {data_train.task.value}")
+    if args.seed < 0:  # Focoos: a negative seed means a random one; record it so the run can be repeated
+        args = args.model_copy(update={"seed": random.SystemRandom().randrange(2**31)})
+        logger.info("seed < 0: this run uses seed %d", args.seed)
     network, info = _adapt_to_dataset(model, list(data_train.classes))
     if args.init_checkpoint:
         load_weights(network, Path(args.init_checkpoint))
+    if hub is not None and not args.sync_to_hub:
+        logger.info("a hub was given but args.sync_to_hub is False: the run is not synced")
+    sync = _hub_sync(model, info, args, hub) if args.sync_to_hub else None
+    hooks = (sync,) if sync else ()
     output_dir = Path(args.output_dir) / args.run_name
     output_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(output_dir / "log.txt")
@@ -60,14 +78,23 @@ def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any 
         if args.num_gpus > 1:
             from .distributed import launch
 
-            launch(network.cpu(), info, args, data_train, data_val, dataset_name)
+            launch(network.cpu(), info, args, data_train, data_val, dataset_name, hooks=hooks)
         else:
-            trainer = Trainer(network, info, args, data_train, data_val)
+            trainer = Trainer(network, info, args, data_train, data_val, hooks=hooks)
             trainer.write_outputs(trainer.run(), dataset_name)
+    except BaseException as exc:
+        if sync:
+            sync.report_failure(exc)  # once: a failure inside the loop was reported by the hook already
+        raise
     finally:
         logger.removeHandler(handler)
         handler.close()
+    if sync:
+        sync.report_completed()
     info = ModelInfo.from_json(output_dir / "model_info.json")
     load_weights(network, output_dir / FINAL_WEIGHTS)
     model.replace_network(network, info)
     return info
+
+
+__all__ = ["evaluate_model", "train"]

@@ -1,4 +1,4 @@
-"""Validation with the same numpy postprocessing as serving.
+"""Validation with the same numpy postprocessing as serving, during training and for `FocoosModel.eval`.
 
 Detection and instance segmentation are scored by pycocotools (bbox / segm AP), semantic
 segmentation by a confusion matrix (mIoU), classification by top-k accuracy.
@@ -6,14 +6,24 @@ segmentation by a confusion matrix (mIoU), classification by top-k accuracy.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from focoos.errors import FocoosError
 from focoos.infer.pipeline import postprocess_outputs
-from focoos.ports import ModelInfo, Task
+from focoos.ports import ModelInfo, Task, TrainerArgs
 from focoos.processing import DetectionArrays, decode_mask, label_map, paste_mask, preprocess_images
+
+if TYPE_CHECKING:
+    from focoos.focoos_model import FocoosModel
+
+logger = logging.getLogger("focoos.training")
 
 EVAL_BATCH = 8
 EVAL_TOP_K = 100
@@ -27,7 +37,7 @@ PRIMARY_METRIC = {
 
 
 @torch.no_grad()
-def _network_outputs(network: torch.nn.Module, images: list[np.ndarray], info: ModelInfo) -> dict[str, np.ndarray]:
+def network_outputs(network: torch.nn.Module, images: list[np.ndarray], info: ModelInfo) -> dict[str, np.ndarray]:
     device = next(network.parameters()).device
     batch = torch.from_numpy(preprocess_images(images, info.input_hw)).to(device)
     outputs = network(batch)
@@ -70,7 +80,7 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[st
         for start in range(0, len(dataset), EVAL_BATCH):
             indices = range(start, min(start + EVAL_BATCH, len(dataset)))
             images = [dataset.original_image(i) for i in indices]
-            outputs = _network_outputs(network, images, info)
+            outputs = network_outputs(network, images, info)
             if info.task == Task.CLASSIFICATION:
                 order = np.argsort(-outputs["logits"], axis=1)[:, :5]
                 top5 += order.tolist()
@@ -94,3 +104,63 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[st
     if info.task == Task.INSTANCE_SEGMENTATION:
         return coco_instance_metrics(dataset.coco_ground_truth(), predictions)
     return coco_detection_metrics(dataset.coco_ground_truth(), predictions)
+
+
+def finite_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """pycocotools reports -1 (NaN here) for an empty area range: keep only real numbers."""
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """One `name  value` line per metric, for the console."""
+    width = max((len(k) for k in metrics), default=0)
+    return "\n".join(f"{name:<{width}}  {value:.4f}" for name, value in metrics.items())
+
+
+def training_device(device: str, rank: int = 0) -> torch.device:
+    """TrainerArgs.device on this machine: cuda (or auto) falls back to the CPU when CUDA is absent."""
+    if device in ("auto", "cuda"):
+        if torch.cuda.is_available():
+            return torch.device(f"cuda:{rank}")
+        if device == "cuda":
+            logger.warning("device=cuda but CUDA is not available: running on the CPU")
+        return torch.device("cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        logger.warning("device=mps but MPS is not available: running on the CPU")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def evaluate_model(
+    model: FocoosModel, args: TrainerArgs, data_test: Any, save_json: bool = True
+) -> dict[str, float]:
+    """Focoos' `FocoosModel.eval`: score the model on a MapDataset split with the training evaluator.
+
+    Writes output_dir/<run_name>_eval/metrics.json (a list with one metrics dict) and model_info.json
+    (with val_metrics and val_dataset) unless save_json is False, prints the metrics, records them in
+    `model.model_info` and returns them ({"bbox/AP": ..., ...}).
+    """
+    if data_test.task != model.task:
+        raise FocoosError(f"{model.name} does {model.task.value}, the test data is {data_test.task.value}")
+    if len(data_test.classes) != model.model_info.num_classes:
+        raise FocoosError(f"{model.name} has {model.model_info.num_classes} classes, the test data "
+                          f"{len(data_test.classes)}: train it on this dataset first")
+    if list(data_test.classes) != model.classes:
+        logger.warning("the test data names its classes %s, the model %s: scoring by class index",
+                       data_test.classes, model.classes)
+    network, home = model.model, model.device
+    network.to(training_device(args.device))
+    try:
+        metrics = finite_metrics(evaluate(network, model.model_info, data_test))
+    finally:
+        network.to(home)
+    print(format_metrics(metrics))
+    info = model.model_info.model_copy(update={"val_metrics": metrics, "val_dataset": getattr(data_test, "name", None)})
+    model.replace_network(network, info)
+    if save_json:
+        eval_dir = Path(args.output_dir) / f"{args.run_name.strip()}_eval"
+        eval_dir.mkdir(parents=True, exist_ok=True)
+        (eval_dir / "metrics.json").write_text(json.dumps([metrics]))
+        info.dump_json(eval_dir / "model_info.json")
+        logger.info("evaluation of %s written to %s", model.name, eval_dir)
+    return metrics

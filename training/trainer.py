@@ -24,10 +24,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from focoos.ports import ModelInfo, Scheduler, Task, TrainerArgs
+from focoos.ports import ModelInfo, Task, TrainerArgs
 
-from .evaluation import PRIMARY_METRIC, evaluate
+from .evaluation import PRIMARY_METRIC, evaluate, finite_metrics, training_device
 from .losses import build_criterion
+from .previews import save_previews
+from .solver import build_optimizer, lr_factor
 
 logger = logging.getLogger("focoos.training")
 
@@ -76,42 +78,40 @@ class Ema:
                 ema_v.copy_(v)
 
 
-def lr_factor(args: TrainerArgs, iteration: int) -> float:
-    """Linear warmup, then the schedule's decay."""
-    if iteration < args.warmup_iters:
-        return 0.001 + (1 - 0.001) * iteration / args.warmup_iters
-    progress = iteration / max(1, args.max_iters)
-    if args.scheduler == Scheduler.MULTISTEP:
-        steps = (args.scheduler_extra or {}).get("milestones", [0.8, 0.9])
-        return 0.1 ** sum(progress >= s for s in steps)
-    if args.scheduler == Scheduler.COSINE:
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    if args.scheduler == Scheduler.POLY:
-        return (1 - progress) ** 0.9
-    return 1.0
-
-
-def param_groups(network: nn.Module, args: TrainerArgs) -> list[dict]:
-    """Backbone at lr * backbone_multiplier; no weight decay on norms and biases."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, param in network.named_parameters():
-        if param.requires_grad:
-            in_backbone = "backbone" in name.split(".")  # Focoos nests it: pixel_decoder.backbone.*
-            groups.setdefault((in_backbone, param.ndim <= 1), []).append(param)
-    out = []
-    for (backbone, no_decay), params in groups.items():
-        multiplier = args.backbone_multiplier if backbone else 1.0
-        out.append({"params": params, "lr": args.learning_rate * multiplier, "base_multiplier": multiplier,
-                    "weight_decay": 0.0 if no_decay else args.weight_decay})
-    return out
-
-
 def freeze_batchnorm(network: nn.Module) -> None:
+    """Batch norms keep their statistics (eval mode) and affine weights; re-applied after each network.train()."""
     for module in network.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()
             for p in module.parameters():
                 p.requires_grad_(False)
+
+
+def pad_to_multiple(images: torch.Tensor, targets: Any, divisor: int, fill: torch.Tensor | None) -> tuple:
+    """Pad the batch at the bottom and right so H and W are multiples of `divisor` (TrainerArgs.size_divisibility).
+
+    Pixels get `fill` (the network's pixel mean, so they normalise to 0 as Focoos' padding does), masks 0 and
+    semantic labels the ignore index; boxes, in pixels from the top-left corner, stay as they are.
+    """
+    from focoos.data import IGNORE_INDEX
+
+    if divisor <= 1:
+        return images, targets
+    height, width = images.shape[-2:]
+    pad_h, pad_w = -height % divisor, -width % divisor
+    if not (pad_h or pad_w):
+        return images, targets
+    padded = images.new_zeros((*images.shape[:-2], height + pad_h, width + pad_w), dtype=torch.float32)
+    if fill is not None:
+        padded += fill.reshape(1, -1, 1, 1).to(padded)
+    padded[..., :height, :width] = images
+    if isinstance(targets, list):
+        targets = [
+            {**t, **{key: nn.functional.pad(t[key], (0, pad_w, 0, pad_h), value=value)
+                     for key, value in (("masks", 0), ("sem_seg", IGNORE_INDEX)) if key in t}}
+            for t in targets
+        ]
+    return padded, targets
 
 
 def seed_everything(seed: int) -> None:
@@ -155,8 +155,7 @@ class Trainer:
         self.hooks = hooks if rank == 0 else ()
         self.output_dir = Path(args.output_dir) / args.run_name
         self.ckpt_dir = Path(args.ckpt_dir) if args.ckpt_dir else self.output_dir
-        use_cuda = args.device in ("auto", "cuda") and torch.cuda.is_available()
-        self.device = torch.device(f"cuda:{rank}" if use_cuda else "cpu")
+        self.device = training_device(args.device, rank)
         self.network = network.to(self.device).train()
         if args.freeze_bn:
             freeze_batchnorm(self.network)
@@ -170,19 +169,25 @@ class Trainer:
             )
         self.criterion = build_criterion(info)
         self.optimizer = self._optimizer()
+        self.pixel_mean = getattr(self.network, "pixel_mean", None)
         self.amp = args.amp_enabled and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = torch.amp.GradScaler("cuda", init_scale=2.0**10, enabled=self.amp)  # Focoos' first scale
         self.ema = Ema(self.network, args.ema_decay, args.ema_warmup) if args.ema_enabled else None
         self.iteration = 0
         self.best_metric: float | None = None
         self.evals_without_improvement = 0
         self.history: list[dict] = []
+        self.losses: dict[str, float] = {}  # the last gathered losses (every gather_metric_period steps)
+        self.losses_iteration = 0  # the step they were gathered at
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        groups = param_groups(self.network, self.args)
-        if self.args.optimizer.value == "SGD":
-            return torch.optim.SGD(groups, lr=self.args.learning_rate, momentum=0.9)
-        return torch.optim.AdamW(groups, lr=self.args.learning_rate)
+        return build_optimizer(self.network, self.args)
+
+    def _training_mode(self) -> None:
+        """Back to training after an evaluation, with frozen batch norms staying frozen."""
+        self.network.train()
+        if self.args.freeze_bn:
+            freeze_batchnorm(self.network)
 
     # -- checkpoints
     def _state(self) -> dict:
@@ -266,15 +271,31 @@ class Trainer:
         outputs = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
         return self.criterion(outputs, normalised, num_boxes.item())
 
-    def step(self, batch: tuple) -> dict[str, float]:
+    def _gather(self, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The losses as numbers, averaged over the workers; a non-finite total stops the run."""
+        values = torch.stack([total, *losses.values()]).detach().float()
+        if self.world > 1:
+            torch.distributed.all_reduce(values)
+            values = values / self.world
+        gathered = dict(zip(["total_loss", *losses], values.tolist(), strict=True))
+        if not math.isfinite(gathered["total_loss"]):
+            raise FloatingPointError(f"loss is {gathered['total_loss']} at iteration {self.iteration}: "
+                                     "lower the learning rate")
+        return gathered
+
+    def step(self, batch: tuple) -> dict[str, float] | None:
+        """One optimizer step; returns the losses on the steps that gather them (gather_metric_period)."""
         images, targets = batch
+        images, targets = pad_to_multiple(images, targets, self.args.size_divisibility, self.pixel_mean)
+        factor = lr_factor(self.args, self.iteration)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.args.learning_rate * group["base_multiplier"] * lr_factor(self.args, self.iteration)
+            group["lr"] = self.args.learning_rate * group["base_multiplier"] * factor
+        if self.args.zero_grad_before_forward:
+            self.optimizer.zero_grad(set_to_none=True)
         losses = self._losses(images.to(self.device), targets)
         total = torch.stack(list(losses.values())).sum()
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"loss is {total.item()} at iteration {self.iteration}: lower the learning rate")
-        self.optimizer.zero_grad(set_to_none=True)
+        if not self.args.zero_grad_before_forward:
+            self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if self.args.clip_gradients > 0:
             self.scaler.unscale_(self.optimizer)
@@ -284,7 +305,10 @@ class Trainer:
         if self.ema:
             self.ema.update(self.network)
         self.iteration += 1
-        return {"total_loss": total.item(), **{k: v.item() for k, v in losses.items()}}
+        if self.iteration % self.args.gather_metric_period:
+            return None
+        self.losses, self.losses_iteration = self._gather(total, losses), self.iteration
+        return self.losses
 
     def eval_network(self) -> nn.Module:
         return self.ema.module if self.ema else self.network
@@ -292,8 +316,10 @@ class Trainer:
     def _evaluate(self) -> dict[str, float] | None:
         if self.data_val is None:
             return None
-        # pycocotools reports -1 (NaN here) for an empty area range: keep only real numbers
-        metrics = {k: v for k, v in evaluate(self.eval_network(), self.info, self.data_val).items() if math.isfinite(v)}
+        metrics = finite_metrics(evaluate(self.eval_network(), self.info, self.data_val))
+        save_previews(self.eval_network(), self.info, self.data_val, self.args.samples, self.output_dir,
+                      self.iteration)
+        self._training_mode()
         primary = metrics[PRIMARY_METRIC[self.info.task]]
         if self.best_metric is None or primary > self.best_metric:
             self.best_metric, self.evals_without_improvement = primary, 0
@@ -302,6 +328,11 @@ class Trainer:
         else:
             self.evals_without_improvement += 1
         return metrics
+
+    def _fresh_losses(self) -> bool:
+        """Losses gathered since the last loss record (Focoos' JSON writer writes each value once)."""
+        logged = next((h["iteration"] for h in reversed(self.history) if "total_loss" in h), 0)
+        return bool(self.losses) and self.losses_iteration > logged
 
     def _log(self, record: dict) -> None:
         self.history.append(record)
@@ -334,17 +365,18 @@ class Trainer:
         loader = self._loader()
         metrics: dict[str, float] | None = None
         bar = tqdm(total=args.max_iters, initial=self.iteration, desc=args.run_name, disable=self.rank != 0)
-        start, losses = time.perf_counter(), {}
+        start = time.perf_counter()
         while self.iteration < args.max_iters:
-            losses = self.step(next(loader))
+            if self.step(next(loader)) is not None:
+                bar.set_postfix(loss=f"{self.losses['total_loss']:.3f}")
             bar.update(1)
-            bar.set_postfix(loss=f"{losses['total_loss']:.3f}")
             for hook in self.hooks:
                 hook.after_step(self)
             is_last = self.iteration == args.max_iters
-            if self.rank == 0 and (self.iteration % args.log_period == 0 or is_last):
-                self._log({"iteration": self.iteration, "lr": self.optimizer.param_groups[0]["lr"],
-                           "time_s": round(time.perf_counter() - start, 2), **losses})
+            if self.rank == 0 and (self.iteration % args.log_period == 0 or is_last) and self._fresh_losses():
+                self._log({"iteration": self.losses_iteration,
+                           "lr": args.learning_rate * lr_factor(args, self.losses_iteration - 1),
+                           "time_s": round(time.perf_counter() - start, 2), **self.losses})
             if self.iteration % args.eval_period == 0 or is_last:
                 if self.rank == 0:
                     metrics = self._evaluate()
