@@ -67,10 +67,10 @@ def test_defaults_follow_focoos(datasets_dir: Path) -> None:
     dataset = AutoDataset("toy", *COCO)
     assert dataset.root == datasets_dir / "toy" and dataset.dataset_path == str(datasets_dir / "toy")
     train = dataset.get_split(DatasetAugmentations(resolution=32))
-    assert train.name == "toy/train" and len(train) == 3 and train.resolution == (32, 32)
+    assert train.name == "toy" and len(train) == 3 and train.resolution == (32, 32)
     assert DatasetSplitType.TEST.value == "test"
     test = dataset.get_split(DatasetAugmentations(resolution=32), DatasetSplitType.TEST)
-    assert test.name == "toy/test" and test.classes == train.classes
+    assert test.name == "toy" and test.classes == train.classes
     (datasets_dir / "toy" / "test").rename(datasets_dir / "toy" / "testing")
     assert dataset.split_dir("test").name == "testing"
     (datasets_dir / "toy" / "testing").rename(datasets_dir / "toy" / "holdout")

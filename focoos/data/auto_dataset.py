@@ -128,7 +128,7 @@ class AutoDataset:
             annotations.classes,
             self.task,
             transform,
-            name=f"{self.dataset_name}/{split.value}",
+            name=self.dataset_name,  # Focoos: the dataset folder, so f"{model}_{data.name}" is one folder
             issues=dict(annotations.issues),
             pixel_values=annotations.pixel_values or None,
             resolution=resolution,
