@@ -22,10 +22,12 @@ from focoos.model_registry import ModelRegistry
 from focoos.ports import (
     DatasetLayout,
     DatasetSplitType,
+    ExportFormat,
     FocoosDet,
     FocoosDetections,
     InferLatency,
     LatencyMetrics,
+    ModelExtension,
     ModelFamily,
     ModelInfo,
     RuntimeType,
@@ -37,12 +39,24 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "FocoosHUB": "focoos.hub",  # imports requests: loaded on first use
+    "RemoteModel": "focoos.hub",
+    "RemoteDataset": "focoos.hub",
+    "ModelStatus": "focoos.hub",
+    "ArtifactName": "focoos.hub",
+    "RemoteModelInfo": "focoos.hub",
+    "ModelPreview": "focoos.hub",
+    "DatasetPreview": "focoos.hub",
+    "User": "focoos.hub",
     "FocoosModel": "focoos.focoos_model",
     "InferModel": "focoos.infer.infer_model",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name == "annotate_image":  # Focoos' signature: (im, detections, task, classes)
+        from focoos.processing.annotate import annotate_detections
+
+        return annotate_detections
     if name in _LAZY:
         import importlib
 
@@ -51,9 +65,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ArtifactName",
     "DatasetLayout",
+    "DatasetPreview",
     "DatasetSplitType",
     "ExportError",
+    "ExportFormat",
     "FocoosDet",
     "FocoosDetections",
     "FocoosError",
@@ -63,17 +80,25 @@ __all__ = [
     "InferModel",
     "InvalidInputError",
     "LatencyMetrics",
+    "ModelExtension",
     "ModelFamily",
     "ModelInfo",
     "ModelInfoError",
     "ModelManager",
     "ModelNotFoundError",
+    "ModelPreview",
+    "ModelStatus",
     "ModelRegistry",
     "NoWeightsWarning",
+    "RemoteDataset",
+    "RemoteModel",
+    "RemoteModelInfo",
     "RuntimeType",
     "RuntimeUnavailableError",
     "Task",
     "TrainerArgs",
+    "User",
+    "annotate_image",
     "UnsupportedFamilyError",
     "WeightsError",
 ]

@@ -93,7 +93,8 @@ def main() -> None:
         datasets_dir=args.data.parent,
     )
     train = dataset.get_split(
-        DatasetAugmentations(resolution=RESOLUTION, scale_ratio=0.3, crop=True, color_augmentation=0.3), DatasetSplitType.TRAIN
+        DatasetAugmentations(resolution=RESOLUTION, scale_ratio=0.3, crop=True, color_augmentation=0.3),
+        DatasetSplitType.TRAIN,
     )
     val = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION), DatasetSplitType.VAL)
 

@@ -68,7 +68,8 @@ def main() -> None:
         datasets_dir=args.data.parent,
     )
     train = dataset.get_split(
-        DatasetAugmentations(resolution=RESOLUTION, rotation=10 / 180, scale_ratio=0.3, crop=True), DatasetSplitType.TRAIN
+        DatasetAugmentations(resolution=RESOLUTION, rotation=10 / 180, scale_ratio=0.3, crop=True),
+        DatasetSplitType.TRAIN,
     )
     val = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION), DatasetSplitType.VAL)
     info = ModelInfo(

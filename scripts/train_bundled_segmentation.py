@@ -113,7 +113,9 @@ def main() -> None:
     folder = args.data if task == Task.INSTANCE_SEGMENTATION else args.data.with_name(args.data.name + "_sem")
     dataset = AutoDataset(folder.name, task, recipe["layout"], folder.parent)
     train = dataset.get_split(
-        DatasetAugmentations(resolution=RESOLUTION, scale_ratio=0.3, crop=True, color_augmentation=0.3, horizontal_flip=0.0),
+        DatasetAugmentations(
+            resolution=RESOLUTION, scale_ratio=0.3, crop=True, color_augmentation=0.3, horizontal_flip=0.0
+        ),
         DatasetSplitType.TRAIN,
     )
     val = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION), DatasetSplitType.VAL)

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -180,3 +181,15 @@ def test_eval_reports_coco_metrics(tmp_path, capsys):
     folder = tmp_path / "runs" / "toy-eval_eval"
     assert json.loads((folder / "metrics.json").read_text()) == [metrics]
     assert ModelInfo.from_json(folder / "model_info.json").val_metrics == metrics
+
+
+def test_top_level_names_focoos_scripts_import(scene):
+    import focoos
+    from focoos import ModelStatus, RemoteDataset, RemoteModel, Task, annotate_image
+
+    assert ExportFormat.ONNX.value == "onnx" and ModelExtension.TORCHSCRIPT.value == "pt"
+    assert ModelStatus.TRAINING_COMPLETED.value == "TRAINING_COMPLETED" and RemoteModel and RemoteDataset
+    det = FocoosDetections(detections=[FocoosDet(bbox=[10, 10, 80, 60], conf=0.9, cls_id=1, label="green")])
+    drawn = annotate_image(scene, det, Task.DETECTION, ["red", "green", "blue"])  # Focoos' signature
+    assert drawn.shape == scene.shape and not np.array_equal(drawn, scene)
+    assert set(focoos.__all__) >= {"FocoosHUB", "annotate_image", "ExportFormat"}

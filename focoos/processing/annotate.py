@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,3 +61,25 @@ def annotate_image(
             canvas, text, (x1 + 1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA
         )
     return canvas
+
+
+def annotate_detections(image: Any, detections: Any, task: Any, classes: list[str] | None = None) -> np.ndarray:
+    """Focoos' `annotate_image(im, detections, task, classes)`: draw a FocoosDetections on an image.
+
+    `image` is anything `load_image` reads (path, numpy RGB, PIL, bytes); semantic results get no boxes.
+    """
+    from .image import load_image
+
+    pixels = load_image(image)
+    dets = list(detections.detections)
+    boxes = np.asarray([d.bbox for d in dets if d.bbox is not None], dtype=np.float32).reshape(-1, 4)
+    masks = [d.mask for d in dets if d.mask]
+    return annotate_image(
+        pixels,
+        boxes if len(boxes) == len(dets) and dets else None,
+        np.asarray([d.conf for d in dets], dtype=np.float32),
+        np.asarray([d.cls_id for d in dets], dtype=np.int64),
+        classes,
+        masks if len(masks) == len(dets) and masks else None,
+        draw_boxes=str(getattr(task, "value", task)) != "semseg",
+    )
