@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from focoos.errors import FocoosError
-from focoos.infer.export import export_network
+from focoos.infer.export import export_filename, export_network
 from focoos.infer.pipeline import default_top_k
-from focoos.ports import ModelInfo, RuntimeType
+from focoos.ports import ArtifactName, ModelInfo, RuntimeType
 from focoos.processing import validate_threshold
 
 from .configs import (
@@ -38,8 +38,7 @@ if TYPE_CHECKING:
 
 PROCESSING_DIR = Path(__file__).resolve().parents[1] / "focoos" / "processing"
 PYTHON_MODELS_DIR = Path(__file__).parent / "python_models"
-INFO_FILE = "model_info.json"
-NETWORK_FILES = {RuntimeType.TORCHSCRIPT_32: "model.pt"}  # libtorch's default name; ONNX runtimes: model.onnx
+INFO_FILE = ArtifactName.INFO.value
 
 
 class RepositoryError(FocoosError):
@@ -115,7 +114,7 @@ class RepositoryBuilder:
         names = StepNames(name or info.name)
         top_k = top_k or default_top_k(info)
         output_names = list(model.model.output_names)
-        model_file = NETWORK_FILES.get(runtime_type, "model.onnx")
+        model_file = export_filename(runtime_type)  # model.pt (libtorch's default) or model.onnx
 
         self.root.mkdir(parents=True, exist_ok=True)
         existing = [v for step in (names.ensemble, names.preprocess, names.network, names.postprocess)

@@ -20,6 +20,7 @@ from focoos.errors import (
 from focoos.model_manager import ModelManager, NoWeightsWarning
 from focoos.model_registry import ModelRegistry
 from focoos.ports import (
+    ArtifactName,
     DatasetLayout,
     DatasetSplitType,
     ExportFormat,
@@ -42,7 +43,6 @@ _LAZY = {
     "RemoteModel": "focoos.hub",
     "RemoteDataset": "focoos.hub",
     "ModelStatus": "focoos.hub",
-    "ArtifactName": "focoos.hub",
     "RemoteModelInfo": "focoos.hub",
     "ModelPreview": "focoos.hub",
     "DatasetPreview": "focoos.hub",

@@ -13,7 +13,7 @@ from focoos.errors import ExportError
 from focoos.infer.export import export_filename, export_network
 from focoos.infer.infer_model import InferModel
 from focoos.infer.pipeline import InferencePipeline, check_infer_options
-from focoos.ports import FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
+from focoos.ports import ArtifactName, FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
 from focoos.settings import exports_dir
 from focoos.weights import save_checkpoint
 
@@ -192,8 +192,8 @@ class FocoosModel:
         """Write model_info.json and model_final.pth: a folder `ModelManager.get` loads."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(self.model, folder / "model_final.pth")
-        self.model_info.dump_json(folder / "model_info.json")
+        save_checkpoint(self.model, folder / ArtifactName.WEIGHTS.value)
+        self.model_info.dump_json(folder / ArtifactName.INFO.value)
         return folder
 
     # -- training (the training package is imported only here)

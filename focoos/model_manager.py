@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from focoos.errors import ModelInfoError, ModelNotFoundError
 from focoos.model_registry import ModelRegistry
 from focoos.models import FAMILY_MODULES, build_network, check_supported
-from focoos.ports import ModelInfo
+from focoos.ports import ArtifactName, ModelInfo
 from focoos.processing.postprocess import postprocess_options
 from focoos.settings import models_dir
 from focoos.weights import WeightsUnreachableError, load_weights, resolve_weights
@@ -25,8 +25,8 @@ from focoos.weights import WeightsUnreachableError, load_weights, resolve_weight
 if TYPE_CHECKING:
     from focoos.focoos_model import FocoosModel
 
-WEIGHTS_FILE = "model_final.pth"
-INFO_FILE = "model_info.json"
+WEIGHTS_FILE = ArtifactName.WEIGHTS.value
+INFO_FILE = ArtifactName.INFO.value
 # Overrides that change ModelInfo itself; every other keyword overrides one config value.
 INFO_OVERRIDES = ("im_size", "weights_uri", "weights_sha256")
 # Config keys every family accepts beyond its network's DEFAULTS: Focoos' common fields and what

@@ -42,6 +42,17 @@ class ModelFamily(str, Enum):
     RTMO = "rtmo"
 
 
+class ArtifactName(str, Enum):
+    """File names of a model folder and a training run, the same locally and on the hub (Focoos' names)."""
+
+    WEIGHTS = "model_final.pth"
+    ONNX = "model.onnx"
+    PT = "model.pt"
+    INFO = "model_info.json"
+    METRICS = "metrics.json"
+    LOGS = "log.txt"
+
+
 class ExportFormat(str, Enum):
     """The file format an export writes; several runtimes share one format."""
 

@@ -15,7 +15,7 @@ import torch
 
 from focoos.errors import FocoosError
 from focoos.models import build_network
-from focoos.ports import ModelInfo, TrainerArgs
+from focoos.ports import ArtifactName, ModelInfo, TrainerArgs
 from focoos.weights import load_weights
 
 from .evaluation import evaluate_model
@@ -69,7 +69,7 @@ def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any 
     hooks = (sync,) if sync else ()
     output_dir = Path(args.output_dir) / args.run_name
     output_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(output_dir / "log.txt")
+    handler = logging.FileHandler(output_dir / ArtifactName.LOGS.value)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -91,7 +91,7 @@ def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any 
         handler.close()
     if sync:
         sync.report_completed()
-    info = ModelInfo.from_json(output_dir / "model_info.json")
+    info = ModelInfo.from_json(output_dir / ArtifactName.INFO.value)
     load_weights(network, output_dir / FINAL_WEIGHTS)
     model.replace_network(network, info)
     return info

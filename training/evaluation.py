@@ -17,7 +17,7 @@ import torch
 
 from focoos.errors import FocoosError
 from focoos.infer.pipeline import postprocess_outputs
-from focoos.ports import ModelInfo, Task, TrainerArgs
+from focoos.ports import ArtifactName, ModelInfo, Task, TrainerArgs
 from focoos.processing import DetectionArrays, decode_mask, label_map, paste_mask, preprocess_images
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def evaluate_model(
     if save_json:
         eval_dir = Path(args.output_dir) / f"{args.run_name.strip()}_eval"
         eval_dir.mkdir(parents=True, exist_ok=True)
-        (eval_dir / "metrics.json").write_text(json.dumps([metrics]))
-        info.dump_json(eval_dir / "model_info.json")
+        (eval_dir / ArtifactName.METRICS.value).write_text(json.dumps([metrics]))
+        info.dump_json(eval_dir / ArtifactName.INFO.value)
         logger.info("evaluation of %s written to %s", model.name, eval_dir)
     return metrics

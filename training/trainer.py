@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from focoos.ports import ModelInfo, Task, TrainerArgs
+from focoos.ports import ArtifactName, ModelInfo, Task, TrainerArgs
 
 from .evaluation import PRIMARY_METRIC, evaluate, finite_metrics, training_device
 from .losses import build_criterion
@@ -34,7 +34,8 @@ from .solver import build_optimizer, lr_factor
 logger = logging.getLogger("focoos.training")
 
 LAST_CHECKPOINT = "last_checkpoint"
-FINAL_WEIGHTS = "model_final.pth"
+FINAL_WEIGHTS = ArtifactName.WEIGHTS.value
+METRICS_FILE = ArtifactName.METRICS.value
 BEST_WEIGHTS = "model_best.pth"
 
 
@@ -234,7 +235,7 @@ class Trainer:
         self.history = state["history"]
         if self.rank == 0:  # drop what the killed run logged after its last checkpoint
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "metrics.json").write_text("".join(json.dumps(h) + "\n" for h in self.history))
+            (self.output_dir / METRICS_FILE).write_text("".join(json.dumps(h) + "\n" for h in self.history))
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -336,7 +337,7 @@ class Trainer:
 
     def _log(self, record: dict) -> None:
         self.history.append(record)
-        with (self.output_dir / "metrics.json").open("a") as fh:
+        with (self.output_dir / METRICS_FILE).open("a") as fh:
             fh.write(json.dumps(record) + "\n")
 
     def run(self) -> dict[str, float] | None:
@@ -420,7 +421,7 @@ class Trainer:
             "weights_uri": None,
             "status": "TRAINING_COMPLETED",
         })
-        info.dump_json(self.output_dir / "model_info.json")
+        info.dump_json(self.output_dir / ArtifactName.INFO.value)
         if self.ckpt_dir != self.output_dir and (self.ckpt_dir / LAST_CHECKPOINT).is_file():
             shutil.copy(self.ckpt_dir / LAST_CHECKPOINT, self.output_dir / LAST_CHECKPOINT)
         return info

@@ -4,13 +4,13 @@
 """
 
 from focoos.errors import HubAuthError, HubError, HubNotFoundError, HubUnreachableError
+from focoos.ports import ArtifactName
 
 from .api_client import DEFAULT_TIMEOUT_S, ApiClient
 from .focoos_hub import FocoosHUB
 from .model_cache import HubCacheWarning, fetch_hub_model
 from .ports import (
     ApiKey,
-    ArtifactName,
     DatasetPreview,
     DatasetSpec,
     HubSyncLocalTraining,

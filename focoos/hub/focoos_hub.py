@@ -14,10 +14,10 @@ from pathlib import Path
 
 from focoos import settings
 from focoos.errors import HubAuthError, HubError
-from focoos.ports import ModelFamily, ModelInfo, Task
+from focoos.ports import ArtifactName, ModelFamily, ModelInfo, Task
 
 from .api_client import DEFAULT_TIMEOUT_S, ApiClient
-from .ports import ArtifactName, DatasetPreview, ModelPreview, RemoteModelInfo, User
+from .ports import DatasetPreview, ModelPreview, RemoteModelInfo, User
 from .remote_dataset import RemoteDataset
 from .remote_model import RemoteModel
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from focoos import settings
 from focoos.errors import HubError, HubUnreachableError
-from focoos.ports import ModelInfo
+from focoos.ports import ArtifactName, ModelInfo
 
 from .focoos_hub import FocoosHUB, check_ref, hub_model_dir
-from .ports import ArtifactName, RemoteModelInfo
+from .ports import RemoteModelInfo
 
 HUB_SCHEME = "hub://"
 

@@ -45,17 +45,6 @@ class ModelStatus(str, Enum):
     DEPLOY_ERROR = "DEPLOY_ERROR"
 
 
-class ArtifactName(str, Enum):
-    """File names of a run's artifacts, the same locally and on the hub."""
-
-    WEIGHTS = "model_final.pth"
-    ONNX = "model.onnx"
-    PT = "model.pt"
-    INFO = "model_info.json"
-    METRICS = "metrics.json"
-    LOGS = "log.txt"
-
-
 class ApiKey(HubModel):
     key: str
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from focoos.errors import HubError
+from focoos.ports import ArtifactName
 
 from .api_client import ApiClient, check_response
-from .ports import ArtifactName, HubSyncLocalTraining, Metrics, RemoteModelInfo, TrainingInfo
+from .ports import HubSyncLocalTraining, Metrics, RemoteModelInfo, TrainingInfo
 
 logger = logging.getLogger("focoos.hub")
 

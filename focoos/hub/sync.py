@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from focoos.errors import HubError
-from focoos.ports import ModelInfo
+from focoos.ports import ArtifactName, ModelInfo
 from focoos.training.trainer import TrainerHook
 
 from .focoos_hub import FocoosHUB
-from .ports import ArtifactName, HubSyncLocalTraining, ModelStatus, TrainingInfo
+from .ports import HubSyncLocalTraining, ModelStatus, TrainingInfo
 from .remote_model import RemoteModel
 
 if TYPE_CHECKING:

@@ -21,12 +21,12 @@ import numpy as np
 
 from focoos.errors import ExportError
 from focoos.infer.runtimes import TORCHSCRIPT_META
-from focoos.ports import ModelExtension, ModelInfo, RuntimeType
+from focoos.ports import ArtifactName, ModelExtension, ModelInfo, RuntimeType
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 
 INPUT_NAME = "images"
 EXPORT_META = "export.json"
-INFO_FILE = "model_info.json"
+INFO_FILE = ArtifactName.INFO.value
 
 
 def export_filename(runtime_type: RuntimeType | str) -> str:
