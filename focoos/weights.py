@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import http.client
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from focoos.download import write_complete
 from focoos.errors import WeightsError
 from focoos.settings import cache_dir, offline
 
@@ -37,26 +35,17 @@ def _check_sha256(path: Path, expected: str | None, origin: str) -> None:
 
 
 def _download(url: str, target: Path, expected_sha256: str | None) -> Path:
-    """Stream to a temporary file beside the target, verify, then rename: no half files in the cache."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-    tmp = Path(tmp_name)
+    """Stream into place (focoos.download: complete and sha-checked, or nothing)."""
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, os.fdopen(fd, "wb") as out:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"weights {target.name}") as bar:
-                for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        _check_sha256(tmp, expected_sha256, url)
-        tmp.replace(target)
+            chunks = iter(lambda: response.read(_CHUNK_BYTES), b"")
+            write_complete(chunks, target, total, verify=lambda tmp: _check_sha256(tmp, expected_sha256, url))
         return target
     except urllib.error.HTTPError as exc:
         raise WeightsError(f"cannot download weights from {url}: HTTP {exc.code} {exc.reason}") from exc
-    except OSError as exc:  # URLError, timeouts, resets: the server was not reached or dropped us
+    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, a body cut short
         raise WeightsUnreachableError(f"cannot download weights from {url}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def resolve_weights(uri: str, sha256: str | None = None, base_dir: Path | None = None) -> Path:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import requests
-from tqdm.auto import tqdm
 
 from focoos import settings
+from focoos.download import TruncatedDownloadError, write_complete
 from focoos.errors import HubAuthError, HubError, HubNotFoundError, HubUnreachableError
 
 logger = logging.getLogger("focoos.hub")
@@ -115,34 +114,19 @@ class ApiClient:
             raise HubError(f"{what}: {method} {response.url} answered no JSON: {response.text[:200]}") from exc
 
     def download(self, url: str, folder: Path, file_name: str | None = None, what: str = "download") -> Path:
-        """Stream a presigned URL into `folder`; the file appears only complete (Content-Length checked)."""
+        """Stream a presigned URL into `folder`; the file appears only complete (focoos.download)."""
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise HubError(f"{what}: {folder} is not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / (file_name or os.path.basename(urlparse(url).path) or "download")
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
-                response = check_response(self._send("GET", url, {}, stream=True), what)
-                with response:
-                    expected = int(response.headers.get("Content-Length") or 0) or None
-                    written = 0
-                    with tqdm(total=expected, unit="B", unit_scale=True, desc=target.name, disable=None) as bar:
-                        for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
-                            out.write(chunk)
-                            written += len(chunk)
-                            bar.update(len(chunk))
-            if expected is not None and written != expected:
-                raise HubUnreachableError(f"{what}: GET {url} ended after {written} of {expected} bytes")
-            tmp.replace(target)
-            logger.info("downloaded %s (%.2f MB)", target, written / 2**20)
-            return target
-        except requests.RequestException as exc:  # the connection dropped or stalled mid-body
+            with check_response(self._send("GET", url, {}, stream=True), what) as response:
+                expected = int(response.headers.get("Content-Length") or 0) or None
+                written = write_complete(response.iter_content(chunk_size=_CHUNK_BYTES), target, expected)
+        except (requests.RequestException, TruncatedDownloadError) as exc:  # dropped or stalled mid-body
             raise HubUnreachableError(f"{what}: GET {url} broke off: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
+        logger.info("downloaded %s (%.2f MB)", target, written / 2**20)
+        return target
 
     def upload_presigned(
         self, presigned: dict[str, Any], path: Path, what: str, content_type: str | None = None
