@@ -153,11 +153,12 @@ def _apply_overrides(info: ModelInfo, config: Mapping[str, Any] | None, override
         return info
     values = {k: v for k, v in overrides.items() if k not in INFO_OVERRIDES}
     new_config = {**(dict(config) if config is not None else info.config), **values}
-    unknown = sorted(set(new_config) - valid_config_keys(info))
+    valid = valid_config_keys(info)
+    unknown = sorted(set(new_config) - valid)
     if unknown:
         raise ModelInfoError(
             f"unknown config key(s) for {info.name} ({info.model_family.value}): {', '.join(unknown)}; "
-            f"valid keys: {', '.join(sorted(valid_config_keys(info)))}, and {', '.join(INFO_OVERRIDES)}"
+            f"valid keys: {', '.join(sorted(valid))}, and {', '.join(INFO_OVERRIDES)}"
         )
     fields = {**info.model_dump(), "config": new_config}
     fields.update({k: v for k, v in overrides.items() if k in INFO_OVERRIDES})

@@ -67,7 +67,8 @@ def resolve_weights(uri: str, sha256: str | None = None, base_dir: Path | None =
             raise WeightsUnreachableError(f"FOCOOS_OFFLINE is set: not downloading {uri}")
         return _download(uri, target, sha256)
     if uri.startswith("hub://"):
-        raise WeightsError(f"{uri}: hub:// weights need the Focoos hub integration, which this version lacks")
+        raise WeightsError(f"{uri}: a weights_uri cannot be a hub reference; load the model with "
+                           f"ModelManager.get('{uri}') instead")
     path = Path(uri).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path

@@ -256,21 +256,21 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(204, None)
 
     # -- the REST API
+    def _owned(self, kind: str, ref: str, user: dict[str, Any], visible_to_all: str) -> dict[str, Any]:
+        """models/<ref>/model.json or datasets/<ref>/dataset.json, if `user` may see it (404 / 403 otherwise)."""
+        entity = kind[:-1]
+        record = self.state.read(f"{kind}/{ref}/{entity}.json")
+        if record is None:
+            raise HubError(404, f"{entity} {ref} not found")
+        if record["owner_ref"] != user["ref"] and not record.get(visible_to_all):
+            raise HubError(403, f"{entity} {ref} belongs to another user")
+        return record
+
     def _model(self, ref: str, user: dict[str, Any]) -> dict[str, Any]:
-        model = self.state.read(f"models/{ref}/model.json")
-        if model is None:
-            raise HubError(404, f"model {ref} not found")
-        if model["owner_ref"] != user["ref"] and not model.get("is_managed"):
-            raise HubError(403, f"model {ref} belongs to another user")
-        return model
+        return self._owned("models", ref, user, visible_to_all="is_managed")
 
     def _dataset(self, ref: str, user: dict[str, Any]) -> dict[str, Any]:
-        dataset = self.state.read(f"datasets/{ref}/dataset.json")
-        if dataset is None:
-            raise HubError(404, f"dataset {ref} not found")
-        if dataset["owner_ref"] != user["ref"] and not dataset.get("shared"):
-            raise HubError(403, f"dataset {ref} belongs to another user")
-        return dataset
+        return self._owned("datasets", ref, user, visible_to_all="shared")
 
     def _all(self, kind: str, file: str) -> list[dict[str, Any]]:
         folder = self.state.root / kind
