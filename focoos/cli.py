@@ -348,12 +348,10 @@ def _cmd_hub(args: argparse.Namespace) -> int:
     hub = FocoosHUB(api_key=args.api_key, host_url=args.host_url)
     if args.hub_command == "models":
         for m in hub.list_remote_models():
-            print(f"{m.ref:<24} {m.name:<32} {getattr(m.task, 'value', m.task)!s:<16} "
-                  f"{getattr(m.status, 'value', m.status)}")
+            print(f"{m.ref:<24} {m.name:<32} {m.task.value:<16} {m.status.value}")
     elif args.hub_command == "datasets":
         for d in hub.list_remote_datasets(include_shared=args.include_shared):
-            print(f"{d.ref:<24} {d.name:<32} {getattr(d.task, 'value', d.task)!s:<16} "
-                  f"{getattr(d.layout, 'value', d.layout)}")
+            print(f"{d.ref:<24} {d.name:<32} {d.task.value:<16} {d.layout.value}")
     elif args.hub_command == "dataset" and args.dataset_command == "download":
         kwargs = {"path": str(args.path)} if args.path else {}
         print(f"downloaded: {hub.get_remote_dataset(args.ref).download_data(**kwargs)}")

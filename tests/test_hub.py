@@ -355,3 +355,18 @@ def test_failed_training_reports_the_error_and_its_log(hub, tmp_path, shapes_zip
     assert client.get_remote_model(ref).model_info.status == ModelStatus.TRAINING_ERROR
     log = (tmp_path / "runs" / "broken-run" / "log.txt").read_text().splitlines()
     assert client.get_remote_model(ref).train_logs() == log
+
+
+def test_cli_hub_commands_list_and_download(hub, tmp_path, capsys):
+    from focoos.cli import main
+
+    login = ["hub", "--api-key", ALICE_KEY, "--host-url", hub.url]
+    assert main(login) == 0 and "alice@example.com" in capsys.readouterr().out
+    assert main([*login, "models"]) == 0 and "m-alice" in capsys.readouterr().out
+    assert main([*login, "datasets", "--include-shared"]) == 0
+    listed = capsys.readouterr().out
+    assert "d-alice" in listed and "d-bob-shared" in listed and "d-bob-private" not in listed
+    assert main([*login, "dataset", "download", "--ref", "d-alice", "--path", str(tmp_path / "dl")]) == 0
+    assert list((tmp_path / "dl").glob("*.zip"))
+    assert main(["hub", "--api-key", "wrong", "--host-url", hub.url, "models"]) == 2
+    assert "HubAuthError" in capsys.readouterr().err
