@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from focoos.errors import FocoosError
+
+from . import watchdog as watchdog_module
+from .watchdog import STOPPED, stop_group
 
 __all__ = ["TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
 
@@ -36,7 +38,6 @@ _PLATFORM_BACKENDS = {
 }
 
 
-_SHM_PREFIX = b"triton_python_backend_shm_region"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -108,45 +109,32 @@ def _model_backends(repository: Path) -> dict[str, str]:
     return needs
 
 
-def _group_shm_regions(pgid: int) -> set[Path]:
-    """Shared-memory files named on the command lines of the group's python stubs (Linux /proc)."""
-    regions: set[Path] = set()
-    with contextlib.suppress(OSError):
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                if os.getpgid(int(proc.name)) == pgid:
-                    args = (proc / "cmdline").read_bytes().split(b"\0")
-                    regions.update(Path("/dev/shm", a.decode()) for a in args if a.startswith(_SHM_PREFIX))
-    return regions
+def _terminate(process: subprocess.Popen, timeout_s: float, watchdog: subprocess.Popen | None) -> None:
+    """Stop the server's group (it leads its own: start_new_session=True), then dismiss the watchdog."""
 
-
-def _terminate(process: subprocess.Popen, timeout_s: float) -> None:
-    """SIGTERM the group (a graceful unload frees the python backend's shared memory), then SIGKILL what is left.
-
-    A server killed while loading leaves its stubs' shared memory in /dev/shm: those files are removed here.
-    """
-    pgid = process.pid  # start_new_session=True: the server leads its own group, stubs included
-    regions = _group_shm_regions(pgid)
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
+    def reap(timeout: float | None) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout_s)
-    regions |= _group_shm_regions(pgid)
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # the leader may be gone while stubs linger
-        os.killpg(pgid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+
+    stop_group(process.pid, timeout_s, reap_leader=reap)  # stubs may outlive a leader that already exited
     process.wait()
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:  # orphaned stubs are reaped by init, not by us: give it a moment
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            break
-        time.sleep(0.05)
-    for region in regions:
-        region.unlink(missing_ok=True)
+    if watchdog is not None:
+        with contextlib.suppress(OSError, ValueError):
+            watchdog.communicate(STOPPED, timeout=5.0)
+        if watchdog.poll() is None:
+            watchdog.kill()
+            watchdog.wait()
+
+
+def _start_watchdog(pgid: int, timeout_s: float) -> subprocess.Popen:
+    """A process in a session of its own that stops the group if we die before stop() runs."""
+    return subprocess.Popen(
+        [sys.executable, "-I", str(Path(watchdog_module.__file__).resolve()), str(pgid), str(timeout_s)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 class TritonServer:
@@ -181,6 +169,7 @@ class TritonServer:
         self.log_path = Path(self._tmp.name) / "tritonserver.log"
         self._process: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
+        self._watchdog: subprocess.Popen | None = None
         self._env = dict(os.environ)
         root = _pytriton_root()
         self._bundled = root is not None and self._binary.is_relative_to(root)
@@ -273,7 +262,8 @@ class TritonServer:
             self._process = subprocess.Popen(
                 self._command(), stdout=log, stderr=subprocess.STDOUT, env=self._env, start_new_session=True
             )
-        self._finalizer = weakref.finalize(self, _terminate, self._process, 10.0)  # also runs at interpreter exit
+        self._watchdog = _start_watchdog(self._process.pid, 10.0)  # for deaths that skip finalizers (SIGKILL)
+        self._finalizer = weakref.finalize(self, _terminate, self._process, 10.0, self._watchdog)  # also at exit
         try:
             self._wait_ready()
         except BaseException:  # Ctrl-C while waiting must not leave a server behind either
@@ -301,7 +291,7 @@ class TritonServer:
         """SIGTERM the process group, wait, then SIGKILL; safe to call any number of times."""
         finalizer, self._finalizer = self._finalizer, None
         if finalizer is not None and finalizer.detach() is not None:  # alive: not stopped yet, nor at exit
-            _terminate(self._process, timeout_s)
+            _terminate(self._process, timeout_s, self._watchdog)
 
     def __enter__(self) -> TritonServer:
         return self.start()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 grpcclient = pytest.importorskip("tritonclient.grpc")
 
 from focoos.builder.server import TritonServer, TritonServerError, find_tritonserver, free_port  # noqa: E402
+from focoos.builder.watchdog import group_members, group_shm_regions  # noqa: E402
 
 try:
     BINARY = find_tritonserver()
@@ -28,7 +32,7 @@ backend: "{backend}"
 max_batch_size: 0
 input [ {{ name: "INPUT" data_type: TYPE_INT32 dims: [ -1 ] }} ]
 output [ {{ name: "OUTPUT" data_type: TYPE_INT32 dims: [ -1 ] }} ]
-instance_group [ {{ kind: KIND_CPU count: 1 }} ]
+instance_group [ {{ kind: KIND_CPU count: {instances} }} ]
 """
 
 DOUBLE_MODEL = """
@@ -61,26 +65,15 @@ class TritonPythonModel:
 """
 
 
-def write_model(repo: Path, backend: str = "python", model_py: str | None = DOUBLE_MODEL) -> Path:
+def write_model(
+    repo: Path, backend: str = "python", model_py: str | None = DOUBLE_MODEL, instances: int = 1
+) -> Path:
     model_dir = repo / "double"
     (model_dir / "1").mkdir(parents=True)
-    (model_dir / "config.pbtxt").write_text(DOUBLE_CONFIG.format(backend=backend))
+    (model_dir / "config.pbtxt").write_text(DOUBLE_CONFIG.format(backend=backend, instances=instances))
     if model_py is not None:
         (model_dir / "1" / "model.py").write_text(textwrap.dedent(model_py))
     return repo
-
-
-def group_members(pgid: int) -> list[int]:
-    """PIDs still in the process group (the server's stubs included), zombies counted."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    members.append(int(entry.name))
-            except ProcessLookupError:
-                continue
-    return members
 
 
 def assert_gone(pid: int | None) -> None:
@@ -192,6 +185,71 @@ def test_forgotten_server_is_stopped_at_exit(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert_gone(int(done.stdout.split()[-1]))
+
+
+PARENT_SCRIPT = """
+import sys, time
+from focoos.builder.server import TritonServer
+server = TritonServer(sys.argv[1]).start()
+print(server.pid, flush=True)
+sys.stdin.readline()
+if sys.argv[2] == "raise":
+    raise RuntimeError("unhandled error in the process that started the server")
+time.sleep(120)
+"""
+
+
+def watchdogs_of(pgid: int) -> list[int]:
+    """PIDs of the watchdogs guarding this server group (found by command line: their parent may be gone)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if str(pgid) in args and any(a.endswith("watchdog.py") for a in args):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("death", ["SIGKILL", "SIGTERM", "raise"])
+def test_parent_death_leaves_no_server_stubs_or_shared_memory(tmp_path: Path, death: str) -> None:
+    """However the process that started the server dies, its watchdog or finalizer stops the whole group."""
+    repo = write_model(tmp_path / "repo", instances=2)
+    with open(tmp_path / "parent.log", "w") as log:
+        parent = subprocess.Popen(
+            [sys.executable, "-c", PARENT_SCRIPT, str(repo), death], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=log, text=True,
+        )
+    pid, regions = None, set()
+    try:
+        pid = int(parent.stdout.readline() or 0)
+        assert pid, (tmp_path / "parent.log").read_text()
+        stubs, regions = set(group_members(pid)) - {pid}, group_shm_regions(pid)
+        assert len(stubs) >= 2 and len(regions) >= 2 and all(r.exists() for r in regions)
+        assert watchdogs_of(pid), "no watchdog for the server"
+        if death == "raise":
+            parent.stdin.write("go\n")
+            parent.stdin.flush()
+        else:
+            parent.send_signal(getattr(signal, death))
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (group_members(pid) or watchdogs_of(pid)):
+            time.sleep(0.2)
+        assert group_members(pid) == [], f"left running after {death}: {group_members(pid)}"
+        assert not [r for r in regions if r.exists()], f"shared memory left after {death}"
+        assert watchdogs_of(pid) == [], "the watchdog did not exit"
+    finally:
+        parent.kill()
+        parent.wait()
+        if pid:  # never leak a server, even when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for region in regions:
+            region.unlink(missing_ok=True)
 
 
 @pytest.mark.slow
