@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import focoos.processing
 from focoos.errors import FocoosError
 from focoos.infer.export import export_filename, export_network
 from focoos.infer.pipeline import default_top_k
@@ -36,7 +37,8 @@ from .configs import (
 if TYPE_CHECKING:
     from focoos.focoos_model import FocoosModel
 
-PROCESSING_DIR = Path(__file__).resolve().parents[1] / "focoos" / "processing"
+# Found through the imported packages, so a wheel install (site-packages) works as a checkout does.
+PROCESSING_DIR = Path(focoos.processing.__file__).resolve().parent
 PYTHON_MODELS_DIR = Path(__file__).parent / "python_models"
 INFO_FILE = ArtifactName.INFO.value
 

@@ -417,7 +417,10 @@ def add_trainer_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from focoos import __version__
+
     parser = argparse.ArgumentParser(prog="focoos", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"focoos {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     runtimes = [rt.value for rt in RuntimeType]
 

