@@ -12,7 +12,6 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from focoos.errors import InvalidInputError
-from focoos.infer.pipeline import to_focoos_detections
 from focoos.ports import FocoosDetections, InferLatency, to_hw
 from focoos.processing import annotate_image, decode_image, load_image, unpad_detections, validate_threshold
 from focoos.processing.image import split_batch
@@ -30,6 +29,7 @@ from focoos.processing.transport import (
     SCORES,
     pack_images,
 )
+from focoos.results import to_focoos_detections
 
 from .errors import InvalidInput
 

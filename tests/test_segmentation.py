@@ -121,7 +121,7 @@ def test_focoos_detections_masks_supervision_round_trip():
     sv = pytest.importorskip("supervision")
     logits, masks = blob_outputs()
     (res,) = postprocess_instance(logits, masks, [(64, 96)], threshold=0.5)
-    from focoos.infer.pipeline import to_focoos_detections
+    from focoos.results import to_focoos_detections
 
     dets = to_focoos_detections(res, ["disc", "square"])
     full = dets.masks((64, 96))

@@ -13,9 +13,9 @@ from focoos.builder.server import TritonServer
 from tritonclient.utils import InferenceServerException
 
 from focoos import RuntimeType
-from focoos.infer.pipeline import to_focoos_detections
 from focoos.processing import DetectionArrays, encode_image, unpad_detections
 from focoos.processing.transport import pack_images
+from focoos.results import to_focoos_detections
 from tests.conftest import make_scene
 from tests.parity import assert_same_detections
 

@@ -12,17 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from focoos.ports import FocoosDet, FocoosDetections, InferLatency, ModelInfo, Task, seconds_since, to_hw
+from focoos.ports import FocoosDetections, InferLatency, ModelInfo, Task, seconds_since, to_hw
 from focoos.processing import (
     DetectionArrays,
     annotate_image,
     load_images,
     postprocess_task,
     preprocess_images,
-    to_base64,
     validate_threshold,
 )
 from focoos.processing.postprocess import TASK_TOP_K, postprocess_options
+from focoos.results import to_focoos_detections
 
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 INFER_OPTIONS = ("top_k", "image_size")  # keyword options of infer() beyond image, threshold, annotate
@@ -50,17 +50,6 @@ def default_top_k(info: ModelInfo) -> int:
     if info.task == Task.CLASSIFICATION:
         return info.num_classes
     return TASK_TOP_K.get(info.task.value, 100)
-
-
-def to_focoos_detections(result: DetectionArrays, classes: list[str]) -> FocoosDetections:
-    """Arrays -> FocoosDetections; masks become base64 PNG crops, the Focoos form."""
-    dets = []
-    for i, (score, cls_id) in enumerate(zip(result.scores, result.classes, strict=True)):
-        bbox = None if result.boxes is None else [int(round(float(v))) for v in result.boxes[i]]
-        label = classes[int(cls_id)] if 0 <= int(cls_id) < len(classes) else None
-        mask = None if result.masks is None else to_base64(result.masks[i])
-        dets.append(FocoosDet(bbox=bbox, conf=round(float(score), 6), cls_id=int(cls_id), label=label, mask=mask))
-    return FocoosDetections(detections=dets)
 
 
 def check_infer_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,24 @@ MASKS = "MASKS"  # BYTES [B, K]: PNG of each mask cropped to its box (see masks.
 # Which tasks return boxes and masks (classification returns neither).
 BOX_TASKS = ("detection", "instseg", "semseg")
 MASK_TASKS = ("instseg", "semseg")
+# Semantic maps have one region per class, often disjoint pieces: their boxes are not drawn.
+UNBOXED_DRAWING_TASKS = ("semseg",)
+
+
+def task_outputs(task: str) -> tuple[str, ...]:
+    """The ensemble's output tensors for a task, in order: what the builder declares and the client reads."""
+    return (
+        NUM_DETECTIONS,
+        *((BOXES,) if task in BOX_TASKS else ()),
+        SCORES,
+        CLASSES,
+        *((MASKS,) if task in MASK_TASKS else ()),
+    )
+
+
+def draws_boxes(task: str) -> bool:
+    """Whether annotation draws boxes for this task (every task but semantic segmentation)."""
+    return task not in UNBOXED_DRAWING_TASKS
 PARAM_THRESHOLD = "threshold"
 PARAM_TOP_K = "top_k"
 

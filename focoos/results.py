@@ -1,0 +1,17 @@
+"""Postprocessed arrays -> FocoosDetections: one conversion for local inference and the gRPC client."""
+
+from __future__ import annotations
+
+from focoos.ports import FocoosDet, FocoosDetections
+from focoos.processing import DetectionArrays, to_base64
+
+
+def to_focoos_detections(result: DetectionArrays, classes: list[str]) -> FocoosDetections:
+    """Arrays -> FocoosDetections; masks become base64 PNG crops, the Focoos form."""
+    dets = []
+    for i, (score, cls_id) in enumerate(zip(result.scores, result.classes, strict=True)):
+        bbox = None if result.boxes is None else [int(round(float(v))) for v in result.boxes[i]]
+        label = classes[int(cls_id)] if 0 <= int(cls_id) < len(classes) else None
+        mask = None if result.masks is None else to_base64(result.masks[i])
+        dets.append(FocoosDet(bbox=bbox, conf=round(float(score), 6), cls_id=int(cls_id), label=label, mask=mask))
+    return FocoosDetections(detections=dets)
