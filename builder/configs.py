@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from focoos.infer.runtimes import tensorrt_options
 from focoos.ports import ModelInfo, RuntimeType, Task
 from focoos.processing.postprocess import postprocess_options
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 from focoos.processing.transport import (
-    BOX_TASKS,
     BOXES,
     CLASSES,
     IMAGE,
@@ -27,7 +28,11 @@ from focoos.processing.transport import (
     NETWORK_INPUT,
     NUM_DETECTIONS,
     ORIGINAL_HW,
+    PARAM_THRESHOLD,
+    PARAM_TOP_K,
     SCORES,
+    num_queries,
+    task_outputs,
 )
 
 NETWORK_INPUT_TYPE = {"float32": mc.TYPE_FP32, "uint8": mc.TYPE_UINT8}[np.dtype(NETWORK_INPUT_DTYPE).name]
@@ -53,6 +58,7 @@ TENSORRT_PARAMETER_KEYS = frozenset(
     }
 )
 TARGETS = ("gpu", "cpu", "embedded")
+CONFIG_FILE = "config.pbtxt"
 DEFAULT_ENGINE_CACHE = "/engine_cache"
 
 
@@ -74,6 +80,10 @@ class StepNames:
     def postprocess(self) -> str:
         return f"{self.ensemble}_postprocess"
 
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        return self.ensemble, self.preprocess, self.network, self.postprocess
+
 
 def network_tensors(runtime_type: RuntimeType, output_names: list[str]) -> tuple[str, list[str]]:
     """Tensor names of the network step: ONNX keeps the graph's, libtorch needs INPUT__i / OUTPUT__i."""
@@ -84,13 +94,13 @@ def network_tensors(runtime_type: RuntimeType, output_names: list[str]) -> tuple
 
 def output_dims(info: ModelInfo, name: str) -> list[int]:
     """Per-item dims of a raw network output (batch excluded)."""
+    if info.task != Task.DETECTION and info.task.value not in MASK_TASKS:  # classification
+        return [info.num_classes]
+    queries = num_queries(info.task.value, info.config)
     if info.task == Task.DETECTION:
-        queries = int(info.config.get("num_queries", 300))
         return {"boxes": [queries, 4], "logits": [queries, info.num_classes]}[name]
-    if info.task.value in MASK_TASKS:  # masks at 1/4 of the input; -1 leaves the rounding to the network
-        queries = int(info.config.get("num_queries", 100))
-        return {"logits": [queries, info.num_classes], "masks": [queries, -1, -1]}[name]
-    return [info.num_classes]
+    # masks at 1/4 of the input; -1 leaves the rounding to the network
+    return {"logits": [queries, info.num_classes], "masks": [queries, -1, -1]}[name]
 
 
 def _tensor(name: str, dtype: int, dims: list[int], optional: bool = False) -> dict:
@@ -103,13 +113,31 @@ def _params(values: dict[str, object]) -> dict[str, mc.ModelParameter]:
 
 def _ensemble_io(info: ModelInfo, top_k: int) -> tuple[list, list]:
     inputs = [_tensor(IMAGE, mc.TYPE_UINT8, [-1]), _tensor(IMAGE_SHAPE, mc.TYPE_INT32, [3], optional=True)]
-    outputs = [_tensor(NUM_DETECTIONS, mc.TYPE_INT32, [1])]
-    if info.task.value in BOX_TASKS:
-        outputs.append(_tensor(BOXES, mc.TYPE_FP32, [top_k, 4]))
-    outputs += [_tensor(SCORES, mc.TYPE_FP32, [top_k]), _tensor(CLASSES, mc.TYPE_INT32, [top_k])]
-    if info.task.value in MASK_TASKS:
-        outputs.append(_tensor(MASKS, mc.TYPE_STRING, [top_k]))
-    return inputs, outputs
+    specs = {
+        NUM_DETECTIONS: (mc.TYPE_INT32, [1]),
+        BOXES: (mc.TYPE_FP32, [top_k, 4]),
+        SCORES: (mc.TYPE_FP32, [top_k]),
+        CLASSES: (mc.TYPE_INT32, [top_k]),
+        MASKS: (mc.TYPE_STRING, [top_k]),
+    }
+    return inputs, [_tensor(name, *specs[name]) for name in task_outputs(info.task.value)]
+
+
+def _model(name: str, max_batch_size: int, inputs: list[dict], outputs: list[dict], **fields: object) -> mc.ModelConfig:
+    return mc.ModelConfig(
+        name=name,
+        max_batch_size=max_batch_size,
+        input=[mc.ModelInput(**t) for t in inputs],
+        output=[mc.ModelOutput(**t) for t in outputs],
+        **fields,
+    )
+
+
+def _python_step(
+    name: str, max_batch_size: int, inputs: list[dict], outputs: list[dict], instances: int, parameters: dict
+) -> mc.ModelConfig:
+    return _model(name, max_batch_size, inputs, outputs, backend="python", instance_group=python_instances(instances),
+                  parameters=_params(parameters))
 
 
 def python_instances(count: int) -> list[mc.ModelInstanceGroup]:
@@ -119,18 +147,8 @@ def python_instances(count: int) -> list[mc.ModelInstanceGroup]:
 def preprocess_config(names: StepNames, info: ModelInfo, max_batch_size: int, instances: int) -> mc.ModelConfig:
     inputs, _ = _ensemble_io(info, 1)
     height, width = info.input_hw
-    return mc.ModelConfig(
-        name=names.preprocess,
-        backend="python",
-        max_batch_size=max_batch_size,
-        input=[mc.ModelInput(**t) for t in inputs],
-        output=[
-            mc.ModelOutput(**_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, [3, height, width])),
-            mc.ModelOutput(**_tensor(ORIGINAL_HW, mc.TYPE_INT32, [2])),
-        ],
-        instance_group=python_instances(instances),
-        parameters=_params({"input_hw": [height, width]}),
-    )
+    outputs = [_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, [3, height, width]), _tensor(ORIGINAL_HW, mc.TYPE_INT32, [2])]
+    return _python_step(names.preprocess, max_batch_size, inputs, outputs, instances, {"input_hw": [height, width]})
 
 
 def postprocess_config(
@@ -140,18 +158,9 @@ def postprocess_config(
     _, outputs = _ensemble_io(info, top_k)
     inputs = [_tensor(n, mc.TYPE_FP32, output_dims(info, n)) for n in output_names]
     inputs.append(_tensor(ORIGINAL_HW, mc.TYPE_INT32, [2]))
-    return mc.ModelConfig(
-        name=names.postprocess,
-        backend="python",
-        max_batch_size=max_batch_size,
-        input=[mc.ModelInput(**t) for t in inputs],
-        output=[mc.ModelOutput(**t) for t in outputs],
-        instance_group=python_instances(instances),
-        parameters=_params({
-            "task": info.task.value, "top_k": top_k, "threshold": threshold,
-            "postprocess_options": postprocess_options(info.config),
-        }),
-    )
+    parameters = {"task": info.task.value, PARAM_TOP_K: top_k, PARAM_THRESHOLD: threshold,
+                  "postprocess_options": postprocess_options(info.config)}
+    return _python_step(names.postprocess, max_batch_size, inputs, outputs, instances, parameters)
 
 
 def network_config(
@@ -169,14 +178,11 @@ def network_config(
     """The network step for the runtime; target 'embedded' runs the same file in a Python-backend model."""
     height, width = info.input_hw
     input_name, outputs = network_tensors(runtime_type, output_names)
-    config = mc.ModelConfig(
-        name=names.network,
-        max_batch_size=max_batch_size,
-        input=[mc.ModelInput(**_tensor(input_name, NETWORK_INPUT_TYPE, [3, height, width]))],
-        output=[
-            mc.ModelOutput(**_tensor(o, mc.TYPE_FP32, output_dims(info, n)))
-            for o, n in zip(outputs, output_names, strict=True)
-        ],
+    config = _model(
+        names.network,
+        max_batch_size,
+        [_tensor(input_name, NETWORK_INPUT_TYPE, [3, height, width])],
+        [_tensor(o, mc.TYPE_FP32, output_dims(info, n)) for o, n in zip(outputs, output_names, strict=True)],
         dynamic_batching=mc.ModelDynamicBatching(
             preferred_batch_size=sorted({b for b in (1, 2, 4, 8, max_batch_size) if b <= max_batch_size}),
             max_queue_delay_microseconds=500,
@@ -212,24 +218,24 @@ def network_config(
     return config
 
 
+# ONNX Runtime's TensorRT EP option -> the onnxruntime backend's accelerator parameter; others keep their name.
+TENSORRT_BACKEND_KEYS = {"trt_fp16_enable": "precision_mode", "trt_max_workspace_size": "max_workspace_size_bytes"}
+
+
+def _backend_value(key: str, value: object) -> str:
+    if key == "trt_fp16_enable":
+        return "FP16" if value else "FP32"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def tensorrt_accelerator(
     name: str, runtime_type: RuntimeType, input_name: str, size_hw: tuple[int, int], max_batch_size: int,
     engine_cache_dir: str,
 ) -> mc.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator:
-    """TensorRT through onnxruntime: FP16/FP32, a persistent engine cache, shape profiles for batch 1..max."""
-    height, width = size_hw
-    cache = f"{engine_cache_dir.rstrip('/')}/{name}"
-    parameters = {
-        "precision_mode": "FP16" if runtime_type == RuntimeType.ONNX_TRT16 else "FP32",
-        "max_workspace_size_bytes": str(2 << 30),
-        "trt_engine_cache_enable": "true",
-        "trt_engine_cache_path": cache,
-        "trt_timing_cache_enable": "true",
-        "trt_timing_cache_path": cache,
-        "trt_profile_min_shapes": f"{input_name}:1x3x{height}x{width}",
-        "trt_profile_opt_shapes": f"{input_name}:{max(1, max_batch_size // 2)}x3x{height}x{width}",
-        "trt_profile_max_shapes": f"{input_name}:{max_batch_size}x3x{height}x{width}",
-    }
+    """TensorRT through onnxruntime with `tensorrt_options` (the local runtime's), under the backend's key names."""
+    options = tensorrt_options(runtime_type == RuntimeType.ONNX_TRT16, f"{engine_cache_dir.rstrip('/')}/{name}",
+                               input_name, size_hw, max_batch_size)
+    parameters = {TENSORRT_BACKEND_KEYS.get(k, k): _backend_value(k, v) for k, v in options.items()}
     unknown = set(parameters) - TENSORRT_PARAMETER_KEYS
     assert not unknown, f"TensorRT keys the onnxruntime backend rejects: {unknown}"
     return mc.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator(name="tensorrt", parameters=parameters)
@@ -259,15 +265,8 @@ def ensemble_config(
             output_map={t["name"]: t["name"] for t in outputs},
         ),
     ]
-    return mc.ModelConfig(
-        name=names.ensemble,
-        platform="ensemble",
-        max_batch_size=max_batch_size,
-        input=[mc.ModelInput(**t) for t in inputs],
-        output=[mc.ModelOutput(**t) for t in outputs],
-        ensemble_scheduling=mc.ModelEnsembling(step=steps),
-        parameters=_params(metadata),
-    )
+    return _model(names.ensemble, max_batch_size, inputs, outputs, platform="ensemble",
+                  ensemble_scheduling=mc.ModelEnsembling(step=steps), parameters=_params(metadata))
 
 
 def to_pbtxt(config: mc.ModelConfig) -> str:
@@ -280,4 +279,17 @@ def to_pbtxt(config: mc.ModelConfig) -> str:
 
 
 def parse_pbtxt(text: str) -> mc.ModelConfig:
+    """A config.pbtxt's text as Triton's ModelConfig (ParseError when it does not fit the schema)."""
     return text_format.Parse(text, mc.ModelConfig())
+
+
+def read_config(model_dir: Path) -> mc.ModelConfig:
+    """The config.pbtxt of a model folder in a repository."""
+    return parse_pbtxt((model_dir / CONFIG_FILE).read_text())
+
+
+def model_versions(model_dir: Path) -> list[int]:
+    """The numbered version folders of a model in a repository, oldest first ([] when there is no model)."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())

@@ -10,27 +10,29 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import focoos.processing
 from focoos.errors import FocoosError
-from focoos.infer.export import export_filename, export_network
-from focoos.infer.pipeline import default_top_k
-from focoos.ports import ArtifactName, ModelInfo, RuntimeType
+from focoos.infer.export import EXPORT_META, INFO_FILE, export_filename, export_network, staging_dir
+from focoos.infer.pipeline import model_top_k
+from focoos.ports import ModelInfo, RuntimeType
 from focoos.processing import validate_threshold
+from focoos.processing.transport import PARAM_THRESHOLD, PARAM_TOP_K
 
 from .configs import (
+    CONFIG_FILE,
     DEFAULT_ENGINE_CACHE,
     TARGETS,
     StepNames,
     ensemble_config,
+    model_versions,
     network_config,
-    parse_pbtxt,
     postprocess_config,
     preprocess_config,
+    read_config,
     to_pbtxt,
 )
 
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 # Found through the imported packages, so a wheel install (site-packages) works as a checkout does.
 PROCESSING_DIR = Path(focoos.processing.__file__).resolve().parent
 PYTHON_MODELS_DIR = Path(__file__).parent / "python_models"
-INFO_FILE = ArtifactName.INFO.value
 
 
 class RepositoryError(FocoosError):
@@ -57,11 +58,6 @@ class ServedModel:
     runtime_type: str
     target: str
     source_model: str
-
-
-def _versions(model_dir: Path) -> list[int]:
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()) if model_dir.is_dir() \
-        else []
 
 
 def _copy_python_step(template: str, version_dir: Path) -> None:
@@ -85,6 +81,7 @@ class RepositoryBuilder:
     def add(
         self,
         model: FocoosModel,
+        *,
         runtime_type: RuntimeType = RuntimeType.ONNX_TRT16,
         name: str | None = None,
         target: str = "gpu",
@@ -114,19 +111,20 @@ class RepositoryBuilder:
         threshold = validate_threshold(threshold)
         info = model.model_info
         names = StepNames(name or info.name)
-        top_k = top_k or default_top_k(info)
+        top_k = model_top_k(info) if top_k is None else int(top_k)
+        if top_k < 1:
+            raise RepositoryError(f"top_k must be at least 1, got {top_k}")
         output_names = list(model.model.output_names)
         model_file = export_filename(runtime_type)  # model.pt (libtorch's default) or model.onnx
 
         self.root.mkdir(parents=True, exist_ok=True)
-        existing = [v for step in (names.ensemble, names.preprocess, names.network, names.postprocess)
-                    for v in _versions(self.root / step)]
+        existing = [v for step in names.all for v in model_versions(self.root / step)]
         version = str(max(existing, default=0) + 1)
-        staging = Path(tempfile.mkdtemp(prefix=f".build-{names.ensemble}-", dir=self.root))
-        try:
+        failed = f"building {names.ensemble} into {self.root} failed"
+        with staging_dir(self.root, f".build-{names.ensemble}-", RepositoryError, failed) as staging:
             export_dir = staging / "export"
             export_network(model.model, info, runtime_type, export_dir, device="cpu")
-            exported = json.loads((export_dir / "export.json").read_text())
+            exported = json.loads((export_dir / EXPORT_META).read_text())
 
             network_dir = staging / names.network / version
             network_dir.mkdir(parents=True)
@@ -150,15 +148,9 @@ class RepositoryBuilder:
                                                 self._metadata(info, runtime_type, target, top_k, threshold)),
             }
             for step, config in configs.items():
-                (staging / step / "config.pbtxt").write_text(to_pbtxt(config))
+                (staging / step / CONFIG_FILE).write_text(to_pbtxt(config))
             for step in configs:  # ensemble last: it only ever points at complete steps
                 self._move_into_place(staging / step, self.root / step, version)
-        except FocoosError:
-            raise
-        except Exception as exc:
-            raise RepositoryError(f"building {names.ensemble} into {self.root} failed: {exc}") from exc
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return self.get(names.ensemble)
 
     @staticmethod
@@ -172,8 +164,8 @@ class RepositoryBuilder:
             "source_model": info.name,
             "runtime_type": runtime_type.value,
             "target": target,
-            "top_k": top_k,
-            "threshold": threshold,
+            PARAM_TOP_K: top_k,
+            PARAM_THRESHOLD: threshold,
             "model_info": info.model_dump(mode="json", exclude={"classes"}, exclude_none=True),
         }
 
@@ -183,23 +175,22 @@ class RepositoryBuilder:
             built.rename(final)
             return
         (built / version).rename(final / version)
-        (built / "config.pbtxt").replace(final / "config.pbtxt")
+        (built / CONFIG_FILE).replace(final / CONFIG_FILE)
 
     # -- inspection
     def _ensembles(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return sorted(p.parent for p in self.root.glob("*/config.pbtxt")
-                      if parse_pbtxt(p.read_text()).platform == "ensemble")
+        folders = (p.parent for p in self.root.glob(f"*/{CONFIG_FILE}"))
+        return sorted(folder for folder in folders if read_config(folder).platform == "ensemble")
 
     def get(self, name: str) -> ServedModel:
-        config_path = self.root / name / "config.pbtxt"
-        if not config_path.is_file():
+        if not (self.root / name / CONFIG_FILE).is_file():
             raise RepositoryError(f"no model '{name}' in {self.root}")
-        params = {k: v.string_value for k, v in parse_pbtxt(config_path.read_text()).parameters.items()}
+        params = {k: v.string_value for k, v in read_config(self.root / name).parameters.items()}
         return ServedModel(
             name=name,
-            versions=_versions(self.root / name),
+            versions=model_versions(self.root / name),
             task=params.get("task", "?"),
             runtime_type=params.get("runtime_type", "?"),
             target=params.get("target", "?"),
@@ -214,22 +205,22 @@ class RepositoryBuilder:
         names = StepNames(name)
         if not (self.root / name).is_dir():
             raise RepositoryError(f"no model '{name}' in {self.root}")
-        for step in (names.ensemble, names.preprocess, names.network, names.postprocess):
+        for step in names.all:
             shutil.rmtree(self.root / step, ignore_errors=True)
 
     def validate(self) -> list[str]:
         """Problems found in the repository (empty when every config parses and every reference resolves)."""
         problems: list[str] = []
         configs = {}
-        for path in sorted(self.root.glob("*/config.pbtxt")):
+        for path in sorted(self.root.glob(f"*/{CONFIG_FILE}")):
             try:
-                configs[path.parent.name] = parse_pbtxt(path.read_text())
+                configs[path.parent.name] = read_config(path.parent)
             except Exception as exc:  # noqa: BLE001 - text_format raises ParseError and others
                 problems.append(f"{path}: does not parse as a Triton ModelConfig: {exc}")
         for name, config in configs.items():
             if config.name and config.name != name:
                 problems.append(f"{name}: config names the model '{config.name}'")
-            versions = _versions(self.root / name)
+            versions = model_versions(self.root / name)
             if not versions:
                 problems.append(f"{name}: no version folder")
             for step in config.ensemble_scheduling.step:

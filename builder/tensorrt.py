@@ -14,23 +14,26 @@ from pathlib import Path
 import numpy as np
 
 from focoos.errors import RuntimeUnavailableError
+from focoos.infer.runtimes import tensorrt_options
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 
-from .configs import parse_pbtxt
-
-
-def _versions(folder: Path) -> list[int]:
-    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+from .configs import StepNames, model_versions, read_config
 
 
 def prebuild_engine_cache(repository: str | Path, name: str, cache_dir: str | Path) -> Path:
-    """Run the latest `<name>_model` once per profile bound under TensorRT, writing engines to cache_dir."""
-    model_dir = Path(repository) / f"{name}_model"
-    config = parse_pbtxt((model_dir / "config.pbtxt").read_text())
+    """Run the latest `<name>_model` once per profile bound under TensorRT, writing engines to cache_dir.
+
+    The session gets `tensorrt_options` for the config's precision, input and batch bound: the options the
+    builder wrote into the config, with the cache moved to cache_dir.
+    """
+    model_dir = Path(repository) / StepNames(name).network
+    config = read_config(model_dir)
     accelerators = config.optimization.execution_accelerators.gpu_execution_accelerator
     trt = next((a for a in accelerators if a.name == "tensorrt"), None)
     if trt is None:
-        raise RuntimeUnavailableError(f"{name}_model has no TensorRT accelerator: build it with onnx_trt16/onnx_trt32")
+        raise RuntimeUnavailableError(
+            f"{model_dir.name} has no TensorRT accelerator: build it with onnx_trt16/onnx_trt32"
+        )
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -40,25 +43,17 @@ def prebuild_engine_cache(repository: str | Path, name: str, cache_dir: str | Pa
             "onnxruntime lacks TensorrtExecutionProvider here (needs a GPU machine with onnxruntime-gpu + TensorRT); "
             f"available: {', '.join(ort.get_available_providers())}"
         )
-    params = dict(trt.parameters)
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    options = {
-        "trt_fp16_enable": params.get("precision_mode") == "FP16",
-        "trt_engine_cache_enable": True,
-        "trt_engine_cache_path": str(cache),
-        "trt_timing_cache_enable": True,
-        "trt_timing_cache_path": str(cache),
-        "trt_max_workspace_size": int(params.get("max_workspace_size_bytes", 2 << 30)),
-        **{k: params[k] for k in ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")},
-    }
-    version = _versions(model_dir)[-1]
+    channels_hw = [int(d) for d in config.input[0].dims]
+    options = tensorrt_options(trt.parameters.get("precision_mode") == "FP16", cache, config.input[0].name,
+                               (channels_hw[1], channels_hw[2]), config.max_batch_size)
+    version = model_versions(model_dir)[-1]
     session = ort.InferenceSession(str(model_dir / str(version) / config.default_model_filename),
                                    providers=[("TensorrtExecutionProvider", options), "CPUExecutionProvider"])
     if "TensorrtExecutionProvider" not in session.get_providers():
         raise RuntimeUnavailableError("TensorrtExecutionProvider failed to start (see onnxruntime's log)")
     input_name = session.get_inputs()[0].name
-    channels_hw = [int(d) for d in config.input[0].dims]
     for batch in sorted({1, config.max_batch_size}):
         session.run(None, {input_name: np.zeros((batch, *channels_hw), dtype=NETWORK_INPUT_DTYPE)})
     return cache

@@ -127,8 +127,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import threading
     import warnings
 
-    from focoos.builder.repository import RepositoryBuilder
-    from focoos.builder.server import TritonServer
+    from focoos.builder import RepositoryBuilder, TritonServer
     from focoos.client import TritonInferModel
     from focoos.model_manager import ModelManager, NoWeightsWarning
     from focoos.processing import encode_image
@@ -203,7 +202,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from focoos.builder.repository import RepositoryBuilder
+    from focoos.builder import RepositoryBuilder
 
     repo = RepositoryBuilder(args.repository)
     if args.check:
@@ -233,7 +232,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from focoos.builder.server import TritonServer
+    from focoos.builder import TritonServer
 
     with TritonServer(args.repository, grpc_port=args.grpc_port, http_port=args.http_port,
                       metrics_port=args.metrics_port, host=args.host) as server:

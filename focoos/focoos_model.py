@@ -12,8 +12,8 @@ from focoos.benchmark import measure_latency, random_batch
 from focoos.errors import ExportError
 from focoos.infer.export import export_filename, export_network
 from focoos.infer.infer_model import InferModel
-from focoos.infer.pipeline import InferencePipeline, check_infer_options
-from focoos.ports import ArtifactName, FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
+from focoos.infer.pipeline import InferencePipeline, LocalModel
+from focoos.ports import ArtifactName, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
 from focoos.settings import exports_dir
 from focoos.weights import save_checkpoint
 
@@ -24,7 +24,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class FocoosModel:
+class FocoosModel(LocalModel):
     """A model ready for local inference; get one from `ModelManager.get`.
 
     Example:
@@ -45,11 +45,7 @@ class FocoosModel:
         native = model_info.task in (Task.SEMSEG, Task.INSTANCE_SEGMENTATION)
         self._pipeline = InferencePipeline(model_info, self._run_network, native_size=native)
 
-    # -- properties users know from Focoos
-    @property
-    def name(self) -> str:
-        return self.model_info.name
-
+    # -- properties users know from Focoos (name, classes, task: LocalModel)
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -61,14 +57,6 @@ class FocoosModel:
     @property
     def config(self) -> dict[str, Any]:
         return self.model_info.config
-
-    @property
-    def classes(self) -> list[str]:
-        return self.model_info.classes
-
-    @property
-    def task(self) -> Task:
-        return self.model_info.task
 
     def __repr__(self) -> str:
         return f"FocoosModel(name={self.name!r}, family={self.model_info.model_family.value}, device={self.device})"
@@ -83,26 +71,6 @@ class FocoosModel:
             name: out.float().cpu().numpy()
             for name, out in zip(self.model.output_names, outputs, strict=True)
         }
-
-    def infer(
-        self, image: Any, threshold: float = 0.5, annotate: bool = False, **kwargs: Any
-    ) -> FocoosDetections | list[FocoosDetections]:
-        """Detect in one image or a list of them.
-
-        Args:
-            image: path, http(s) URL, bytes, PIL image, numpy HWC RGB, torch CHW, or a list of these.
-            threshold: minimum score in [0, 1].
-            annotate: also draw the detections into `FocoosDetections.image` (RGB numpy).
-            top_k: keyword-only, the most detections per image (default from the config).
-            image_size: keyword-only, run the network at this size (int or (h, w)); default im_size,
-                or each image's own size for segmentation (as Focoos does).
-
-        Returns:
-            FocoosDetections for one image, a list of them for a list; boxes xyxy in original pixels.
-        """
-        return self._pipeline(image, threshold=threshold, annotate=annotate, **check_infer_options(kwargs))
-
-    __call__ = infer
 
     # -- export and benchmark
     def export(
@@ -174,19 +142,8 @@ class FocoosModel:
 
         return measure_latency(step, iterations, "torch", size_hw, str(self.device))
 
-    def end2end_benchmark(
-        self, iterations: int = 50, size: int | tuple[int, int] | None = None
-    ) -> LatencyMetrics:
-        """Latency of infer() on a random image of `size`, pre/postprocessing included."""
-        size_hw = to_hw(size) if size is not None else self.resolution
-        image = random_batch(size_hw)[0].transpose(1, 2, 0).copy()
-        return measure_latency(
-            lambda: self.infer(image, threshold=0.5),
-            iterations,
-            "torch+processing",
-            size_hw,
-            str(self.device),
-        )
+    def _engine(self) -> tuple[str, str]:
+        return "torch", str(self.device)
 
     def save(self, folder: str | Path) -> Path:
         """Write model_info.json and model_final.pth: a folder `ModelManager.get` loads."""

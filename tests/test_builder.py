@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from focoos.builder.configs import TENSORRT_PARAMETER_KEYS, parse_pbtxt
-from focoos.builder.repository import RepositoryBuilder, RepositoryError
+from focoos.builder import RepositoryBuilder, RepositoryError
+from focoos.builder.configs import TENSORRT_BACKEND_KEYS, TENSORRT_PARAMETER_KEYS, parse_pbtxt
 
 from focoos import RuntimeType
+from focoos.infer.runtimes import TENSORRT_WORKSPACE_BYTES, tensorrt_options
 
 STEPS = ("", "_preprocess", "_model", "_postprocess")
 
@@ -32,6 +33,23 @@ def test_tensorrt_fp16_repository(small_detr, tmp_path):
     assert trt.parameters["trt_profile_min_shapes"] == "images:1x3x160x160"
     assert trt.parameters["trt_profile_max_shapes"] == "images:8x3x160x160"
     assert trt.parameters["trt_engine_cache_path"] == "/engine_cache/tiny-detr"
+
+
+def test_tensorrt_parameters_are_the_local_runtime_options_under_the_backend_names(small_detr, tmp_path):
+    RepositoryBuilder(tmp_path).add(small_detr, runtime_type=RuntimeType.ONNX_TRT32, name="t", max_batch_size=4)
+    (trt,) = _config(tmp_path, "t_model").optimization.execution_accelerators.gpu_execution_accelerator
+    local = tensorrt_options(False, "/engine_cache/t", "images", (160, 160), 4)
+    assert set(trt.parameters) == {TENSORRT_BACKEND_KEYS.get(k, k) for k in local}
+    assert trt.parameters["precision_mode"] == "FP32" and trt.parameters["trt_engine_cache_enable"] == "true"
+    assert trt.parameters["max_workspace_size_bytes"] == str(TENSORRT_WORKSPACE_BYTES) == str(2 << 30)
+    for key in ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes"):
+        assert trt.parameters[key] == local[key]
+    assert local["trt_profile_opt_shapes"] == "images:1x3x160x160"
+
+
+def test_options_are_keyword_only(small_cls, tmp_path):
+    with pytest.raises(TypeError):
+        RepositoryBuilder(tmp_path).add(small_cls, RuntimeType.ONNX_CPU)  # type: ignore[misc]
 
 
 def test_torchscript_uses_libtorch_names_and_the_ensemble_maps_them(small_detr, tmp_path):
@@ -98,6 +116,7 @@ def test_validate_reports_broken_configs_and_missing_files(small_cls, tmp_path):
     [
         ({"target": "moon"}, "target"),
         ({"max_batch_size": 0}, "max_batch_size"),
+        ({"top_k": 0}, "top_k"),
         ({"runtime_type": RuntimeType.ONNX_COREML}, "CoreML"),
     ],
 )

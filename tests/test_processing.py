@@ -30,7 +30,7 @@ from focoos.processing import (
 def test_processing_imports_only_numpy_opencv_pillow_and_itself():
     """The builder copies this folder next to Triton models: it must stay self-contained."""
     allowed = {"numpy", "cv2", "PIL", "__future__", "typing", "colorsys", "io", "urllib", "pathlib"}
-    allowed |= {"base64", "binascii"}
+    allowed |= {"base64", "binascii", "collections"}
     for path in Path(processing.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -160,3 +160,47 @@ def test_detr_nms_iou_drops_stacked_boxes_of_one_class_only_when_configured():
     assert plain.classes.tolist() == [0, 0, 1]  # Focoos' rule: no suppression
     (kept,) = postprocess_detr(boxes, scores, [(100, 100)], threshold=0.5, nms_iou=0.7)
     assert kept.classes.tolist() == [0, 1] and kept.scores.tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_classification_keeps_every_class_unless_capped():
+    logits = np.array([[2.0, -3.0, 0.5, 1.0]], np.float32)
+    (res,) = postprocess_classification(logits, threshold=0.0)
+    np.testing.assert_array_equal(res.classes, [0, 3, 2, 1])
+
+
+@pytest.mark.parametrize("task", ["detection", "classification", "instseg", "semseg"])
+def test_padded_outputs_are_the_task_outputs_in_order(task):
+    from focoos.processing import DetectionArrays, encode_mask, pad_task_outputs
+    from focoos.processing.transport import task_outputs
+
+    masks = [encode_mask(np.ones((2, 3), bool))] if task in ("instseg", "semseg") else None
+    boxes = None if task == "classification" else np.array([[1, 2, 4, 4]], np.float32)
+    result = DetectionArrays(boxes, np.array([0.9], np.float32), np.array([2]), masks)
+    padded = pad_task_outputs(task, [result], top_k=5)
+    assert tuple(padded) == task_outputs(task)
+    assert padded["NUM_DETECTIONS"].tolist() == [[1]] and padded["SCORES"].shape == (1, 5)
+    assert ("MASKS" in padded) == (masks is not None) and ("BOXES" in padded) == (boxes is not None)
+
+
+def test_serving_defaults_come_from_the_transport_contract():
+    from focoos.processing.transport import TASK_NUM_QUERIES, TASK_TOP_K, default_top_k, num_queries
+
+    assert default_top_k("detection", {}, 3) == TASK_TOP_K["detection"]
+    assert default_top_k("instseg", {"top_k": 7}, 3) == 7
+    assert default_top_k("classification", {}, 80) == 80  # every class
+    assert num_queries("semseg", {}) == TASK_NUM_QUERIES["semseg"] and num_queries("detection", {"num_queries": 9}) == 9
+    with pytest.raises(InvalidInputError, match="top_k"):
+        default_top_k("keypoint", {}, 3)
+
+
+def test_semantic_results_are_drawn_without_boxes(scene):
+    from focoos.ports import FocoosDet, FocoosDetections
+    from focoos.processing import encode_mask, to_base64
+    from focoos.processing.annotate import annotate_detections
+
+    mask = to_base64(encode_mask(np.zeros((40, 40), bool)))  # an empty region: only a box would show
+    dets = FocoosDetections(detections=[FocoosDet(bbox=[10, 10, 50, 50], conf=0.9, cls_id=0, mask=mask)])
+    boxed, unboxed = (annotate_detections(scene, dets, task) for task in ("instseg", "semseg"))
+    below_label = (slice(30, 50), slice(10, 12))  # the box's left edge, under the label
+    assert (boxed[below_label] != scene[below_label]).any()
+    assert (unboxed[below_label] == scene[below_label]).all()

@@ -8,8 +8,7 @@ import zlib
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from focoos.builder.repository import RepositoryBuilder
-from focoos.builder.server import TritonServer
+from focoos.builder import RepositoryBuilder, TritonServer
 from tritonclient.utils import InferenceServerException
 
 from focoos import RuntimeType

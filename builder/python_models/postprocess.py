@@ -9,19 +9,8 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from focoos_processing import InvalidInputError, pad_detections, pad_masks, postprocess_task  # noqa: E402
-from focoos_processing.transport import (  # noqa: E402
-    BOX_TASKS,
-    BOXES,
-    CLASSES,
-    MASK_TASKS,
-    MASKS,
-    NUM_DETECTIONS,
-    ORIGINAL_HW,
-    PARAM_THRESHOLD,
-    PARAM_TOP_K,
-    SCORES,
-)
+from focoos_processing import InvalidInputError, pad_task_outputs, postprocess_task  # noqa: E402
+from focoos_processing.transport import ORIGINAL_HW, PARAM_THRESHOLD, PARAM_TOP_K  # noqa: E402
 from focoos_triton_step import (  # noqa: E402
     StageMetrics,
     config_parameters,
@@ -58,14 +47,8 @@ class TritonPythonModel:
                 original_hw = [tuple(hw) for hw in pb_utils.get_input_tensor_by_name(request, ORIGINAL_HW).as_numpy()]
                 outputs = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
                 results = postprocess_task(self.task, outputs, original_hw, threshold, top_k, **self.options)
-                num, boxes, scores, classes = pad_detections(results, self.max_top_k)
-                tensors = [pb_utils.Tensor(NUM_DETECTIONS, num)]
-                if self.task in BOX_TASKS:
-                    tensors.append(pb_utils.Tensor(BOXES, boxes))
-                tensors += [pb_utils.Tensor(SCORES, scores), pb_utils.Tensor(CLASSES, classes)]
-                if self.task in MASK_TASKS:
-                    tensors.append(pb_utils.Tensor(MASKS, pad_masks(results, self.max_top_k)))
-                responses.append(pb_utils.InferenceResponse(tensors))
+                padded = pad_task_outputs(self.task, results, self.max_top_k)
+                responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(n, t) for n, t in padded.items()]))
             except InvalidInputError as exc:
                 responses.append(invalid_argument(str(exc)))
             self.metrics.observe(start)

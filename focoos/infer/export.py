@@ -14,19 +14,39 @@ import json
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from focoos.errors import ExportError
+from focoos.errors import ExportError, FocoosError
 from focoos.infer.runtimes import TORCHSCRIPT_META
 from focoos.ports import ArtifactName, ModelExtension, ModelInfo, RuntimeType
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
+from focoos.processing.transport import NETWORK_INPUT
 
-INPUT_NAME = "images"
 EXPORT_META = "export.json"
 INFO_FILE = ArtifactName.INFO.value
+
+
+@contextmanager
+def staging_dir(parent: Path, prefix: str, error: type[FocoosError], failed: str) -> Iterator[Path]:
+    """A temporary folder inside `parent` (one filesystem, so results move in by rename), removed afterwards.
+
+    Our own errors pass as they are; any other becomes `error("<failed>: <cause>")`, one type for the caller.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield tmp
+    except FocoosError:
+        raise
+    except Exception as exc:
+        raise error(f"{failed}: {exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def export_filename(runtime_type: RuntimeType | str) -> str:
@@ -40,7 +60,7 @@ def _export_onnx(
     import onnx
     import torch
 
-    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}} if dynamic else None
+    axes = {NETWORK_INPUT: {0: "batch", 2: "height", 3: "width"}} if dynamic else None
     if dynamic:
         extra = getattr(network, "output_axes", {})  # e.g. mask maps that follow the input size
         axes.update({name: {0: "batch", **extra.get(name, {})} for name in output_names})
@@ -52,7 +72,7 @@ def _export_onnx(
             str(path),
             dynamo=False,
             opset_version=opset,
-            input_names=[INPUT_NAME],
+            input_names=[NETWORK_INPUT],
             output_names=output_names,
             dynamic_axes=axes,
             do_constant_folding=True,
@@ -96,16 +116,15 @@ def export_network(
     meta = {
         "runtime_type": runtime_type.value,
         "file": filename,
-        "input_name": INPUT_NAME,
+        "input_name": NETWORK_INPUT,
         "input_dtype": np.dtype(NETWORK_INPUT_DTYPE).name,
         "output_names": output_names,
         "onnx_opset": onnx_opset if runtime_type.is_onnx else None,
         "dynamic_axes": dynamic_axes,
     }
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    failed = f"export of {info.name} to {runtime_type.value} failed"
+    with staging_dir(out_dir.parent, f".{out_dir.name}-", ExportError, failed) as tmp:
         if runtime_type == RuntimeType.TORCHSCRIPT_32:
             _export_torchscript(network, example, tmp / filename, meta)
         else:
@@ -115,10 +134,4 @@ def export_network(
         out_dir.mkdir(exist_ok=True)
         for name in (filename, INFO_FILE, EXPORT_META):  # only these names: the folder's other files stay
             (tmp / name).replace(out_dir / name)
-    except ExportError:
-        raise
-    except Exception as exc:
-        raise ExportError(f"export of {info.name} to {runtime_type.value} failed: {exc}") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

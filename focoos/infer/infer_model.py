@@ -9,9 +9,9 @@ from typing import Any
 from focoos.benchmark import measure_latency, random_batch
 from focoos.errors import ExportError, ModelInfoError, ModelNotFoundError
 from focoos.infer.export import EXPORT_META, INFO_FILE, export_filename
-from focoos.infer.pipeline import InferencePipeline, check_infer_options
+from focoos.infer.pipeline import InferencePipeline, LocalModel
 from focoos.infer.runtimes import load_runtime
-from focoos.ports import ExportFormat, FocoosDetections, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
+from focoos.ports import ExportFormat, LatencyMetrics, ModelInfo, RuntimeType, to_hw
 
 # Suffixes each format is read from; .torchscript is what earlier versions of this package wrote.
 FORMAT_SUFFIXES: dict[ExportFormat, tuple[str, ...]] = {
@@ -84,7 +84,7 @@ def locate_export(path: Path, runtime_type: RuntimeType | None) -> tuple[Path, R
     return model_file, runtime_type, own_meta
 
 
-class InferModel:
+class InferModel(LocalModel):
     """An exported model (ONNX or TorchScript file with model_info.json beside it) for local inference.
 
     `model_path` is the model file, as in Focoos (`.../model.onnx`, `.../model.pt`), or its folder.
@@ -115,31 +115,14 @@ class InferModel:
         self._pipeline = InferencePipeline(self.model_info, self.runtime)
 
     @property
-    def name(self) -> str:
-        return self.model_info.name
-
-    @property
-    def classes(self) -> list[str]:
-        return self.model_info.classes
-
-    @property
-    def task(self) -> Task:
-        return self.model_info.task
-
-    @property
     def device(self) -> str:
         return self.runtime.device
 
     def __repr__(self) -> str:
         return f"InferModel(name={self.name!r}, runtime={self.runtime_type.value}, path={str(self.model_path)!r})"
 
-    def infer(
-        self, image: Any, threshold: float = 0.5, annotate: bool = False, **kwargs: Any
-    ) -> FocoosDetections | list[FocoosDetections]:
-        """Same contract as FocoosModel.infer."""
-        return self._pipeline(image, threshold=threshold, annotate=annotate, **check_infer_options(kwargs))
-
-    __call__ = infer
+    def _engine(self) -> tuple[str, str]:
+        return self.runtime_type.value, self.runtime.device
 
     def benchmark(self, iterations: int = 50, size: int | tuple[int, int] | None = None) -> LatencyMetrics:
         """Latency of the network alone at `size` (default: the export size), in milliseconds."""
@@ -147,18 +130,4 @@ class InferModel:
         batch = random_batch(size_hw)
         return measure_latency(
             lambda: self.runtime(batch), iterations, self.runtime_type.value, size_hw, self.runtime.device
-        )
-
-    def end2end_benchmark(
-        self, iterations: int = 50, size: int | tuple[int, int] | None = None
-    ) -> LatencyMetrics:
-        """Latency of infer() on a random image of `size` (default the export size), pre/postprocessing included."""
-        size_hw = to_hw(size) if size is not None else self.model_info.input_hw
-        image = random_batch(size_hw)[0].transpose(1, 2, 0).copy()
-        return measure_latency(
-            lambda: self.infer(image, threshold=0.5),
-            iterations,
-            f"{self.runtime_type.value}+processing",
-            size_hw,
-            self.runtime.device,
         )

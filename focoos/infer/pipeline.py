@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from focoos.ports import FocoosDetections, InferLatency, ModelInfo, Task, seconds_since, to_hw
+from focoos.benchmark import measure_latency, random_batch
+from focoos.ports import FocoosDetections, InferLatency, LatencyMetrics, ModelInfo, Task, seconds_since, to_hw
 from focoos.processing import (
     DetectionArrays,
     annotate_image,
@@ -21,11 +22,11 @@ from focoos.processing import (
     preprocess_images,
     validate_threshold,
 )
-from focoos.processing.postprocess import TASK_TOP_K, postprocess_options
+from focoos.processing.postprocess import postprocess_options
+from focoos.processing.transport import default_top_k, draws_boxes
 from focoos.results import to_focoos_detections
 
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
-INFER_OPTIONS = ("top_k", "image_size")  # keyword options of infer() beyond image, threshold, annotate
 
 
 def postprocess_outputs(
@@ -35,29 +36,16 @@ def postprocess_outputs(
     threshold: float,
     top_k: int | None = None,
 ) -> list[DetectionArrays]:
-    """Run the task's numpy postprocessing with the model's top_k and mask threshold."""
+    """Run the task's numpy postprocessing with the model's top_k and mask options (the builder serves the same)."""
     return postprocess_task(
-        info.task.value, outputs, original_hw, threshold, top_k or default_top_k(info),
+        info.task.value, outputs, original_hw, threshold, model_top_k(info) if top_k is None else top_k,
         **postprocess_options(info.config),
     )  # fmt: skip
 
 
-def default_top_k(info: ModelInfo) -> int:
-    """The config's top_k; without one, every class for classification (Focoos keeps all over the
-    threshold), else the task's default. The builder serves the same number."""
-    if "top_k" in info.config:
-        return int(info.config["top_k"])
-    if info.task == Task.CLASSIFICATION:
-        return info.num_classes
-    return TASK_TOP_K.get(info.task.value, 100)
-
-
-def check_infer_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Misspelt infer() options are errors, not silently ignored."""
-    unknown = sorted(set(options) - set(INFER_OPTIONS))
-    if unknown:
-        raise TypeError(f"infer() got unknown option(s) {', '.join(unknown)}; valid: {', '.join(INFER_OPTIONS)}")
-    return options
+def model_top_k(info: ModelInfo) -> int:
+    """The detections a model keeps per image unless a call asks for fewer: local and served alike."""
+    return default_top_k(info.task.value, info.config, info.num_classes)
 
 
 class InferencePipeline:
@@ -118,9 +106,72 @@ class InferencePipeline:
             for image, result, det in zip(loaded, results, detections, strict=True):
                 det.image = annotate_image(
                     image, result.boxes, result.scores, result.classes, self.info.classes, result.masks,
-                    draw_boxes=self.info.task != Task.SEMSEG,
+                    draw_boxes=draws_boxes(self.info.task.value),
                 )
             latency.annotate = seconds_since(start)
         for det in detections:
             det.latency = latency.model_copy()
         return detections
+
+
+class LocalModel:
+    """What FocoosModel and InferModel share: the metadata properties and one infer() through the pipeline.
+
+    Subclasses set `model_info` and `_pipeline`, and name their engine and device for benchmarks.
+    """
+
+    model_info: ModelInfo
+    _pipeline: InferencePipeline
+
+    @property
+    def name(self) -> str:
+        return self.model_info.name
+
+    @property
+    def classes(self) -> list[str]:
+        return self.model_info.classes
+
+    @property
+    def task(self) -> Task:
+        return self.model_info.task
+
+    def _engine(self) -> tuple[str, str]:
+        """(engine name, device) that benchmark results report."""
+        raise NotImplementedError
+
+    def infer(
+        self,
+        image: Any,
+        threshold: float = 0.5,
+        annotate: bool = False,
+        *,
+        top_k: int | None = None,
+        image_size: int | tuple[int, int] | None = None,
+    ) -> FocoosDetections | list[FocoosDetections]:
+        """Detect in one image or a list of them.
+
+        Args:
+            image: path, http(s) URL, bytes, PIL image, numpy HWC RGB, torch CHW, or a list of these.
+            threshold: minimum score in [0, 1].
+            annotate: also draw the detections into `FocoosDetections.image` (RGB numpy).
+            top_k: the most detections per image (default: the config's, else the task's).
+            image_size: run the network at this size (int or (h, w)); default im_size, or each image's
+                own size for eager segmentation (as Focoos does).
+
+        Returns:
+            FocoosDetections for one image, a list of them for a list; boxes xyxy in original pixels.
+            A misspelt option is a TypeError, never silently ignored.
+        """
+        return self._pipeline(image, threshold=threshold, annotate=annotate, top_k=top_k, image_size=image_size)
+
+    __call__ = infer
+
+    def end2end_benchmark(
+        self, iterations: int = 50, size: int | tuple[int, int] | None = None
+    ) -> LatencyMetrics:
+        """Latency of infer() on a random image of `size` (default im_size), pre/postprocessing included."""
+        size_hw = to_hw(size) if size is not None else self.model_info.input_hw
+        image = random_batch(size_hw)[0].transpose(1, 2, 0).copy()
+        engine, device = self._engine()
+        return measure_latency(lambda: self.infer(image, threshold=0.5), iterations, f"{engine}+processing",
+                               size_hw, device)

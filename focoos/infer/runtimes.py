@@ -14,6 +14,7 @@ import numpy as np
 
 from focoos.errors import ExportError, RuntimeUnavailableError
 from focoos.ports import RuntimeType
+from focoos.processing.transport import NETWORK_INPUT
 from focoos.settings import cache_dir
 
 TORCHSCRIPT_META = "focoos_export.json"  # extra file FocoosModel.export stores inside model.pt
@@ -53,20 +54,35 @@ def _unavailable(runtime_type: RuntimeType, why: str) -> RuntimeUnavailableError
     )
 
 
+TENSORRT_WORKSPACE_BYTES = 2 << 30
+
+
 def tensorrt_options(
-    fp16: bool, engine_cache: Path, input_name: str, size_hw: tuple[int, int], max_batch_size: int
+    fp16: bool, engine_cache: Path | str, input_name: str, size_hw: tuple[int, int], max_batch_size: int
 ) -> dict[str, Any]:
-    """TensorRT EP options: engine cache on disk and explicit shape profiles for batch 1..max."""
+    """ONNX Runtime's TensorRT EP options, the one definition the local runtime, the builder's config and
+    the engine pre-build share (engines are cached per profile: the three must agree to reuse one).
+
+    An engine cache on disk and an explicit profile for batch 1..max_batch_size, so no shape in that range
+    rebuilds the engine. TensorRT tunes its kernels for the opt shape; opt is batch 1 because that is what
+    most calls run: local infer() takes one image at a time, the server warms up with batch 1 and its
+    dynamic batcher forms bigger batches only under load; those still run, on kernels tuned for 1.
+    """
     height, width = size_hw
+
+    def shape(batch: int) -> str:
+        return f"{input_name}:{batch}x3x{height}x{width}"
+
     return {
         "trt_fp16_enable": fp16,
+        "trt_max_workspace_size": TENSORRT_WORKSPACE_BYTES,
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(engine_cache),
         "trt_timing_cache_enable": True,
         "trt_timing_cache_path": str(engine_cache),
-        "trt_profile_min_shapes": f"{input_name}:1x3x{height}x{width}",
-        "trt_profile_opt_shapes": f"{input_name}:1x3x{height}x{width}",
-        "trt_profile_max_shapes": f"{input_name}:{max_batch_size}x3x{height}x{width}",
+        "trt_profile_min_shapes": shape(1),
+        "trt_profile_opt_shapes": shape(1),
+        "trt_profile_max_shapes": shape(max_batch_size),
     }
 
 
@@ -95,7 +111,7 @@ class OnnxRuntime:
             cache = engine_cache or cache_dir() / "trt_engines"
             cache.mkdir(parents=True, exist_ok=True)
             options = tensorrt_options(
-                runtime_type == RuntimeType.ONNX_TRT16, cache, "images", size_hw, max_batch_size
+                runtime_type == RuntimeType.ONNX_TRT16, cache, NETWORK_INPUT, size_hw, max_batch_size
             )
             providers = [(provider, options), "CUDAExecutionProvider"]
         if provider != "CPUExecutionProvider":

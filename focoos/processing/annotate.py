@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from .masks import decode_mask
+from .transport import draws_boxes
 
 MASK_ALPHA = 0.5
 
@@ -81,5 +82,5 @@ def annotate_detections(image: Any, detections: Any, task: Any, classes: list[st
         np.asarray([d.cls_id for d in dets], dtype=np.int64),
         classes,
         masks if len(masks) == len(dets) and masks else None,
-        draw_boxes=str(getattr(task, "value", task)) != "semseg",
+        draw_boxes=draws_boxes(str(getattr(task, "value", task))),
     )

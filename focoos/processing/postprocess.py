@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import cv2
@@ -9,11 +10,9 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .masks import encode_mask, mask_box
+from .transport import BOXES, CLASSES, MASKS, NUM_DETECTIONS, SCORES, TASK_TOP_K, task_outputs
 
-DEFAULT_TOP_K = 300
-MASK_THRESHOLD = 0.5
-# Detections kept per image when the model's config sets no top_k (classification keeps every class).
-TASK_TOP_K = {"detection": 300, "instseg": 100, "semseg": 150}
+MASK_THRESHOLD = 0.5  # mask probability a pixel needs, when the config sets no mask_threshold
 
 
 class DetectionArrays(NamedTuple):
@@ -47,7 +46,7 @@ def postprocess_detr(
     scores: np.ndarray,
     original_hw: list[tuple[int, int]],
     threshold: float = 0.5,
-    top_k: int = DEFAULT_TOP_K,
+    top_k: int = TASK_TOP_K["detection"],
     *,
     nms_iou: float | None = None,
 ) -> list[DetectionArrays]:
@@ -99,10 +98,11 @@ def _class_nms(xyxy: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
 
 
 def postprocess_classification(
-    logits: np.ndarray, threshold: float = 0.5, top_k: int = 5
+    logits: np.ndarray, threshold: float = 0.5, top_k: int | None = None
 ) -> list[DetectionArrays]:
-    """Multi-label classification: sigmoid, classes over the threshold, best first, at most top_k."""
-    threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
+    """Multi-label classification: sigmoid, classes over the threshold, best first, at most top_k (default all)."""
+    threshold = validate_threshold(threshold)
+    top_k = _validate_top_k(logits.shape[-1] if top_k is None else top_k)
     probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))  # [B, C]
     results = []
     for row in probs:
@@ -163,12 +163,30 @@ def _sorted_arrays(found: list[tuple[float, int, np.ndarray]], top_k: int) -> De
     return _crop_arrays(boxes, scores, classes, masks)
 
 
+# (one image's mask maps [Q, h, w], query scores, query classes, height, width, threshold) -> detections found
+MaskFinder = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int, float], list[tuple[float, int, np.ndarray]]]
+
+
+def _mask_detections(
+    logits: np.ndarray, masks: np.ndarray, original_hw: list[tuple[int, int]], threshold: float, top_k: int,
+    find: MaskFinder,
+) -> list[DetectionArrays]:
+    """What both mask postprocessings share: checks, each query's best class, best first and top_k per image."""
+    threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
+    _check_mask_outputs(logits, masks, original_hw)
+    results = []
+    for b, (height, width) in enumerate(original_hw):
+        scores, classes = _query_scores(logits[b])
+        results.append(_sorted_arrays(find(masks[b], scores, classes, height, width, threshold), top_k))
+    return results
+
+
 def postprocess_instance(
     logits: np.ndarray,
     masks: np.ndarray,
     original_hw: list[tuple[int, int]],
     threshold: float = 0.5,
-    top_k: int = 100,
+    top_k: int = TASK_TOP_K["instseg"],
     mask_threshold: float = MASK_THRESHOLD,
     use_mask_score: bool = False,
 ) -> list[DetectionArrays]:
@@ -184,14 +202,12 @@ def postprocess_instance(
     use_mask_score; scores must exceed a positive threshold. Best first, at most top_k (Focoos keeps query
     order and no top_k: with top_k >= Q the detections are the same set).
     """
-    threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
-    _check_mask_outputs(logits, masks, original_hw)
-    results = []
-    for b, (height, width) in enumerate(original_hw):
-        scores, classes = _query_scores(logits[b])
+
+    def find(maps: np.ndarray, scores: np.ndarray, classes: np.ndarray, height: int, width: int,
+             threshold: float) -> list[tuple[float, int, np.ndarray]]:
         found = []
         for q in np.flatnonzero([_over(s, threshold) for s in scores]):  # the mask score only lowers a score
-            prob = _upsample(masks[b, q], height, width)
+            prob = _upsample(maps[q], height, width)
             binary = prob >= mask_threshold
             count = int(np.count_nonzero(binary))
             if count <= 1:
@@ -199,8 +215,9 @@ def postprocess_instance(
             score = float(scores[q]) * (_mask_score(prob, binary, count) if use_mask_score else 1.0)
             if _over(score, threshold):
                 found.append((score, int(classes[q]), binary))
-        results.append(_sorted_arrays(found, top_k))
-    return results
+        return found
+
+    return _mask_detections(logits, masks, original_hw, threshold, top_k, find)
 
 
 def postprocess_semantic(
@@ -208,7 +225,7 @@ def postprocess_semantic(
     masks: np.ndarray,
     original_hw: list[tuple[int, int]],
     threshold: float = 0.0,
-    top_k: int = 150,
+    top_k: int = TASK_TOP_K["semseg"],
     use_mask_score: bool = False,
 ) -> list[DetectionArrays]:
     """MaskFormer outputs -> Focoos' predict_all_pixels detections: every pixel goes to one query.
@@ -221,15 +238,13 @@ def postprocess_semantic(
     rebuilds the label map. Maps are resized to the original image one query at a time, so memory stays
     O(H x W) rather than O(Q x H x W).
     """
-    threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
-    _check_mask_outputs(logits, masks, original_hw)
-    results = []
-    for b, (height, width) in enumerate(original_hw):
-        scores, classes = _query_scores(logits[b])
+
+    def find(maps: np.ndarray, scores: np.ndarray, classes: np.ndarray, height: int, width: int,
+             threshold: float) -> list[tuple[float, int, np.ndarray]]:
         best = np.full((height, width), -np.inf, dtype=np.float32)
         winner = np.zeros((height, width), dtype=np.int64)
         for q in range(len(scores)):
-            value = scores[q] * _upsample(masks[b, q], height, width)
+            value = scores[q] * _upsample(maps[q], height, width)
             better = value > best
             np.copyto(best, value, where=better)
             winner[better] = q
@@ -241,11 +256,12 @@ def postprocess_semantic(
             region = winner == q
             score = float(scores[q])
             if use_mask_score:
-                score *= _mask_score(_upsample(masks[b, q], height, width), region, int(counts[q]))
+                score *= _mask_score(_upsample(maps[q], height, width), region, int(counts[q]))
             if _over(score, threshold):
                 found.append((score, int(classes[q]), region))
-        results.append(_sorted_arrays(found, top_k))
-    return results
+        return found
+
+    return _mask_detections(logits, masks, original_hw, threshold, top_k, find)
 
 
 def postprocess_options(config: dict) -> dict:
@@ -315,6 +331,15 @@ def pad_detections(
         if res.boxes is not None:
             boxes[b, :n] = res.boxes[:n]
     return num, boxes, scores, classes
+
+
+def pad_task_outputs(task: str, results: list[DetectionArrays], top_k: int) -> dict[str, np.ndarray]:
+    """The postprocess step's output tensors for a task, in `task_outputs` order, padded to top_k."""
+    num, boxes, scores, classes = pad_detections(results, top_k)
+    padded = {NUM_DETECTIONS: num, BOXES: boxes, SCORES: scores, CLASSES: classes}
+    if MASKS in task_outputs(task):
+        padded[MASKS] = pad_masks(results, top_k)
+    return {name: padded[name] for name in task_outputs(task)}
 
 
 def unpad_detections(

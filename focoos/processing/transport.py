@@ -46,8 +46,39 @@ def task_outputs(task: str) -> tuple[str, ...]:
 def draws_boxes(task: str) -> bool:
     """Whether annotation draws boxes for this task (every task but semantic segmentation)."""
     return task not in UNBOXED_DRAWING_TASKS
+
+
 PARAM_THRESHOLD = "threshold"
 PARAM_TOP_K = "top_k"
+# Detections kept per image when the model's config sets no top_k (classification keeps every class).
+# Local inference and the builder read default_top_k; the builder writes it into the ensemble's config,
+# so the postprocess step and the client use the server's value: a model answers alike everywhere.
+TASK_TOP_K = {"detection": 300, "instseg": 100, "semseg": 150}
+# The families' query counts when the config sets no num_queries: the rows of the network's outputs.
+TASK_NUM_QUERIES = {"detection": 300, "instseg": 100, "semseg": 100}
+
+
+def default_top_k(task: str, config: dict, num_classes: int) -> int:
+    """The config's top_k; without one, every class for classification (Focoos keeps all over the
+    threshold), else the task's default."""
+    if config.get("top_k") is not None:
+        return int(config["top_k"])
+    if task == "classification":
+        return num_classes
+    return _task_default(TASK_TOP_K, task, "top_k")
+
+
+def num_queries(task: str, config: dict) -> int:
+    """Queries of a DETR/MaskFormer network: the config's, else its family's default."""
+    if config.get("num_queries") is not None:
+        return int(config["num_queries"])
+    return _task_default(TASK_NUM_QUERIES, task, "num_queries")
+
+
+def _task_default(table: dict[str, int], task: str, key: str) -> int:
+    if task not in table:
+        raise InvalidInputError(f"no default {key} for task {task!r}: set {key} in the model's config")
+    return table[task]
 
 
 def pack_images(images: list[bytes | np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
