@@ -1,89 +1,82 @@
-"""AsyncTritonInferModel: the asyncio twin of TritonInferModel (tritonclient.grpc.aio)."""
+"""AsyncTritonInferModel: the asyncio twin of TritonInferModel (tritonclient.grpc.aio); all but the
+awaiting is shared with it (focoos.client.protocol)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import Callable
 from typing import Any
 
 import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
-from focoos.ports import FocoosDetections, InferLatency, seconds_since
+from focoos.ports import FocoosDetections
 
-from .errors import RETRYABLE, TritonClientError, from_triton_exception
 from .options import ClientOptions
-from .protocol import ServedModelInfo, build_inputs, build_parameters, parse_response, prepare_payloads
+from .protocol import INFER_OPTIONS, ClientCore, ServedModelInfo, check_options, ready_models
 
 
-class AsyncTritonInferModel:
-    """Example:
-    >>> async with AsyncTritonInferModel("localhost:8001", "fai-detr-m-coco") as model:
-    ...     results = await asyncio.gather(*(model.infer(p) for p in paths))
+class AsyncTritonInferModel(ClientCore):
+    """Same options, retries and results as TritonInferModel, for asyncio.
+
+    Example:
+        >>> async with AsyncTritonInferModel("localhost:8001", "fai-detr-m-coco") as model:
+        ...     results = await asyncio.gather(*(model.infer(p) for p in paths))
     """
 
     def __init__(self, url: str, model_name: str, *, options: ClientOptions | None = None, **option_fields: Any):
-        self.url = url
-        self.model_name = model_name
-        self.options = options or ClientOptions(**option_fields)
-        self._client = aioclient.InferenceServerClient(url, **self.options.client_kwargs())
-        self._info: ServedModelInfo | None = None
+        super().__init__(aioclient.InferenceServerClient, url, model_name, options, option_fields)
 
-    async def get_info(self) -> ServedModelInfo:
-        if self._info is None:
-            config = await self._call(self._client.get_model_config, self.model_name, as_json=True,
-                                      client_timeout=self.options.inference_timeout_s)
-            self._info = ServedModelInfo.from_config(config["config"])
-        return self._info
-
-    async def ready(self) -> bool:
+    async def _call(self, rpc: Callable[[], Any]) -> Any:
         try:
-            return bool(await self._client.is_model_ready(self.model_name))
+            return await rpc()
+        except InferenceServerException as exc:
+            raise self._error(exc) from None
+
+    @staticmethod
+    async def _probe(rpc: Callable[[], Any]) -> bool:
+        try:
+            return bool(await rpc())
         except InferenceServerException:
             return False
+
+    async def get_info(self) -> ServedModelInfo:
+        """Read once from the ensemble's config on the server."""
+        return self._info or self._set_info(await self._call(self._config_rpc()))
+
+    async def live(self) -> bool:
+        return await self._probe(self._live_rpc())
+
+    async def ready(self) -> bool:
+        for rpc in self._ready_rpcs():
+            if not await self._probe(rpc):
+                return False
+        return True
+
+    async def metadata(self) -> dict:
+        return await self._call(self._metadata_rpc())
+
+    async def list_models(self) -> list[str]:
+        return ready_models(await self._call(self._index_rpc()))
+
+    async def statistics(self) -> dict:
+        return await self._call(self._statistics_rpc())
 
     async def infer(
         self,
         images: Any,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         annotate: bool = False,
         *,
         top_k: int | None = None,
         timeout_s: float | None = None,
+        **unknown: Any,
     ) -> FocoosDetections | list[FocoosDetections]:
         """Same contract as TritonInferModel.infer."""
-        info = await self.get_info()
-        start = time.perf_counter()
-        payloads, is_batch = prepare_payloads(images)
-        parameters = build_parameters(threshold, top_k, info)
-        inputs = build_inputs(payloads)
-        latency = InferLatency(imload=seconds_since(start))
-        start = time.perf_counter()
-        result = await self._call(
-            self._client.infer, self.model_name, inputs, parameters=parameters,
-            client_timeout=timeout_s or self.options.inference_timeout_s,
-            compression_algorithm=self.options.compression,
-        )
-        latency.inference = seconds_since(start)
-        start = time.perf_counter()
-        detections = parse_response(result, info, payloads, annotate, latency)
-        latency.postprocess = seconds_since(start)
-        return detections if is_batch else detections[0]
+        check_options("infer()", unknown, INFER_OPTIONS)
+        call = self._infer_call(await self.get_info(), images, threshold, annotate, top_k, timeout_s)
+        return call.finish(await self._call(call.rpc))
 
     __call__ = infer
-
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        delay = self.options.backoff_s
-        for attempt in range(self.options.max_retries + 1):
-            try:
-                return await fn(*args, **kwargs)
-            except InferenceServerException as exc:
-                error = from_triton_exception(exc, self.model_name)
-                if not isinstance(error, RETRYABLE) or attempt == self.options.max_retries:
-                    raise error from None
-            await asyncio.sleep(delay)
-            delay *= 2
-        raise TritonClientError("unreachable")  # pragma: no cover
 
     async def close(self) -> None:
         await self._client.close()

@@ -36,7 +36,7 @@ import numpy as np
 from focoos.errors import FocoosError
 
 from .aio import AsyncTritonInferModel
-from .errors import RETRYABLE, InvalidInput, TritonClientError
+from .errors import TRANSIENT, InvalidInput, TritonClientError
 
 __all__ = [
     "BenchError",
@@ -194,7 +194,7 @@ async def run_level(
     payloads: list[bytes],
     concurrency: int,
     duration_s: float,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     warmup_s: float = 1.0,
     progress: ProgressCallback | None = None,
     metrics: BenchMetrics | None = None,
@@ -231,7 +231,7 @@ async def run_level(
                 if metrics is not None:
                     metrics.observe(finished - start, outcome)
                 if failed is not None:
-                    await asyncio.sleep(ERROR_BACKOFF_S if isinstance(failed, RETRYABLE) else 0)
+                    await asyncio.sleep(ERROR_BACKOFF_S if isinstance(failed, TRANSIENT) else 0)
 
         if metrics is not None:
             metrics.concurrency.set(concurrency)
@@ -311,7 +311,7 @@ def run_bench(
     images: Sequence[Path] | Sequence[bytes],
     concurrencies: list[int],
     duration_s: float,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     prometheus_port: int | None = None,
     show_progress: bool = True,
     warmup_s: float = 1.0,
@@ -408,7 +408,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated levels, each a closed loop of that many in-flight requests")
     parser.add_argument("--duration", type=_positive_float, default=30.0, help="seconds measured per level")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each window, not counted")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--threshold", type=float, default=None, help="default: the served model's")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON to this file")
     parser.add_argument("--prometheus-port", type=int, default=None,

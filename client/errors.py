@@ -22,18 +22,19 @@ class InvalidInput(TritonClientError, InvalidInputError):
 
 
 class ServerUnavailable(TritonClientError, ConnectionError):
-    """The server cannot be reached or is shutting down (retried with backoff)."""
+    """The server cannot be reached or is shutting down; raised once the retry policy gave up (see options)."""
 
 
 class ServerBusy(TritonClientError):
-    """RESOURCE_EXHAUSTED: the server's queues are full (retried with backoff)."""
+    """RESOURCE_EXHAUSTED: the server or the channel refused the call for lack of resources (not retried)."""
 
 
 class DeadlineExceeded(TritonClientError, TimeoutError):
     """The call did not finish within its timeout."""
 
 
-RETRYABLE = (ServerUnavailable, ServerBusy)
+# Failures that may pass when the same call is made again later (a load generator backs off on them).
+TRANSIENT = (ServerUnavailable, ServerBusy)
 
 
 def from_triton_exception(exc: Exception, model_name: str) -> TritonClientError:

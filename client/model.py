@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from focoos.ports import FocoosDetections, InferLatency, seconds_since
+from focoos.ports import FocoosDetections
 
-from .errors import RETRYABLE, TritonClientError, from_triton_exception
 from .options import ClientOptions
-from .protocol import ServedModelInfo, build_inputs, build_parameters, parse_response, prepare_payloads
+from .protocol import INFER_OPTIONS, ClientCore, ServedModelInfo, check_options, ready_models
 
 
-class TritonInferModel:
+class TritonInferModel(ClientCore):
     """Call a model served by Triton over gRPC; results are FocoosDetections in original pixels.
+
+    Options are `options=ClientOptions(...)` or its fields as keywords (`max_retries=0`); calls that
+    find the server UNAVAILABLE are retried by gRPC's retry policy (see `focoos.client.options`).
 
     Example:
         >>> with TritonInferModel("localhost:8001", model_name="fai-detr-m-coco") as model:
@@ -24,21 +26,26 @@ class TritonInferModel:
     """
 
     def __init__(self, url: str, model_name: str, *, options: ClientOptions | None = None, **option_fields: Any):
-        self.url = url
-        self.model_name = model_name
-        self.options = options or ClientOptions(**option_fields)
-        self._client = grpcclient.InferenceServerClient(url, **self.options.client_kwargs())
-        self._info: ServedModelInfo | None = None
+        super().__init__(grpcclient.InferenceServerClient, url, model_name, options, option_fields)
+
+    def _call(self, rpc: Callable[[], Any]) -> Any:
+        try:
+            return rpc()
+        except InferenceServerException as exc:
+            raise self._error(exc) from None
+
+    @staticmethod
+    def _probe(rpc: Callable[[], Any]) -> bool:
+        try:
+            return bool(rpc())
+        except InferenceServerException:
+            return False
 
     # -- discovery
     @property
     def info(self) -> ServedModelInfo:
         """Read once from the ensemble's config on the server."""
-        if self._info is None:
-            config = self._call(self._client.get_model_config, self.model_name, as_json=True,
-                                client_timeout=self.options.inference_timeout_s)
-            self._info = ServedModelInfo.from_config(config["config"])
-        return self._info
+        return self._info or self._set_info(self._call(self._config_rpc()))
 
     @property
     def classes(self) -> list[str]:
@@ -53,75 +60,43 @@ class TritonInferModel:
         return self.info.im_size
 
     def live(self) -> bool:
-        return self._health(self._client.is_server_live)
+        return self._probe(self._live_rpc())
 
     def ready(self) -> bool:
-        return self._health(self._client.is_model_ready, self.model_name) and self._health(self._client.is_server_ready)
-
-    def _health(self, fn: Any, *args: Any) -> bool:
-        try:
-            return bool(fn(*args, client_timeout=self.options.inference_timeout_s))
-        except InferenceServerException:
-            return False
+        return all(self._probe(rpc) for rpc in self._ready_rpcs())
 
     def metadata(self) -> dict:
-        return self._call(self._client.get_model_metadata, self.model_name, as_json=True)
+        return self._call(self._metadata_rpc())
 
     def list_models(self) -> list[str]:
-        index = self._call(self._client.get_model_repository_index, as_json=True)
-        return sorted(m["name"] for m in index.get("models", []) if m.get("state") == "READY")
+        return ready_models(self._call(self._index_rpc()))
 
     def statistics(self) -> dict:
         """The server's per-model statistics (queue, compute input/infer/output times)."""
-        return self._call(self._client.get_inference_statistics, self.model_name, as_json=True)
+        return self._call(self._statistics_rpc())
 
     # -- inference
     def infer(
         self,
         images: Any,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         annotate: bool = False,
         *,
         top_k: int | None = None,
         timeout_s: float | None = None,
+        **unknown: Any,
     ) -> FocoosDetections | list[FocoosDetections]:
         """Detect in one image or a list (sent as one batched request).
 
         Images: path, http(s) URL, bytes, PIL, numpy HWC RGB, torch CHW. Encoded files and bytes
-        are sent as they are; pixels are sent raw.
+        are sent as they are; pixels are sent raw. `threshold` and `top_k` default to the served
+        model's (its config); `timeout_s` to `inference_timeout_s`. A misspelt option is a TypeError.
         """
-        start = time.perf_counter()
-        payloads, is_batch = prepare_payloads(images)
-        parameters = build_parameters(threshold, top_k, self.info)
-        inputs = build_inputs(payloads)
-        latency = InferLatency(imload=seconds_since(start))
-        start = time.perf_counter()
-        result = self._call(
-            self._client.infer, self.model_name, inputs, parameters=parameters,
-            client_timeout=timeout_s or self.options.inference_timeout_s,
-            compression_algorithm=self.options.compression,
-        )
-        latency.inference = seconds_since(start)
-        start = time.perf_counter()
-        detections = parse_response(result, self.info, payloads, annotate, latency)
-        latency.postprocess = seconds_since(start)
-        return detections if is_batch else detections[0]
+        check_options("infer()", unknown, INFER_OPTIONS)
+        call = self._infer_call(self.info, images, threshold, annotate, top_k, timeout_s)
+        return call.finish(self._call(call.rpc))
 
     __call__ = infer
-
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a client call, mapping errors to typed ones and retrying UNAVAILABLE / RESOURCE_EXHAUSTED."""
-        delay = self.options.backoff_s
-        for attempt in range(self.options.max_retries + 1):
-            try:
-                return fn(*args, **kwargs)
-            except InferenceServerException as exc:
-                error = from_triton_exception(exc, self.model_name)
-                if not isinstance(error, RETRYABLE) or attempt == self.options.max_retries:
-                    raise error from None
-            time.sleep(delay)
-            delay *= 2
-        raise TritonClientError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         self._client.close()

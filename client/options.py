@@ -1,21 +1,47 @@
-"""Connection options: timeouts, retries, TLS, keepalive, message sizes, compression."""
+"""Connection options: timeouts, retries, TLS, keepalive, message sizes, compression.
+
+Retries are gRPC's own: a `retryPolicy` in the channel's service config, the same for the sync and
+the asyncio client. Only `UNAVAILABLE` is retried: the server was not reached (down, restarting, not
+listening yet) or refused the call before running it, so a second attempt cannot run it twice, and
+inference has no side effects anyway. Never retried: INVALID_ARGUMENT and NOT_FOUND (the same call
+gets the same answer; a model being unloaded also answers NOT_FOUND, which gRPC cannot tell from a
+model that does not exist), DEADLINE_EXCEEDED (the deadline bounds every attempt together),
+RESOURCE_EXHAUSTED (in gRPC mostly a message over the size limit). Health probes are never retried:
+they answer now.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_INFERENCE_TIMEOUT_S = 30.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF_S = 0.2
 MAX_MESSAGE_BYTES = 2**31 - 1
+GRPC_SERVICE = "inference.GRPCInferenceService"
+GRPC_MAX_ATTEMPTS = 5  # gRPC clamps a retry policy's maxAttempts to 5 (and logs an error above it)
+RETRIED_METHODS = ("ModelInfer", "ModelConfig", "ModelMetadata", "RepositoryIndex", "ModelStatistics")
+RETRIED_STATUS_CODES = ("UNAVAILABLE",)
+
+
+def _duration(seconds: float) -> str:
+    """A protobuf JSON duration, as the service config wants it."""
+    return f"{seconds:.9f}s"
 
 
 class ClientOptions(BaseModel):
-    """How the client talks to the server. Every field has a safe default."""
+    """How the client talks to the server. Every field has a safe default; unknown fields are errors."""
 
-    inference_timeout_s: float = Field(DEFAULT_INFERENCE_TIMEOUT_S, gt=0)
-    max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0, description="retries on UNAVAILABLE / RESOURCE_EXHAUSTED")
-    backoff_s: float = Field(DEFAULT_BACKOFF_S, ge=0, description="first retry delay; doubles each retry")
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inference_timeout_s: float = Field(DEFAULT_INFERENCE_TIMEOUT_S, gt=0,
+                                       description="deadline of a call, its retries included")
+    max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0, le=GRPC_MAX_ATTEMPTS - 1,
+                             description="attempts after the first when the status is UNAVAILABLE")
+    backoff_s: float = Field(DEFAULT_BACKOFF_S, gt=0,
+                             description="first retry delay; doubles each retry (gRPC jitters it by ±20%)")
     ssl: bool = False
     root_certificates: str | None = None
     private_key: str | None = None
@@ -28,7 +54,20 @@ class ClientOptions(BaseModel):
     max_reconnect_backoff_ms: int = Field(1000, gt=0, description="cap on gRPC's reconnect backoff after an outage")
     compression: str | None = Field(None, pattern="^(gzip|deflate)$")
 
-    def channel_args(self) -> list[tuple[str, int | bool]]:
+    def service_config(self) -> str:
+        """The gRPC service config: the retry policy of the calls worth retrying (none when max_retries is 0)."""
+        method: dict = {"name": [{"service": GRPC_SERVICE, "method": name} for name in RETRIED_METHODS]}
+        if self.max_retries:
+            method["retryPolicy"] = {
+                "maxAttempts": self.max_retries + 1,
+                "initialBackoff": _duration(self.backoff_s),
+                "maxBackoff": _duration(self.backoff_s * 2 ** (self.max_retries - 1)),
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": list(RETRIED_STATUS_CODES),
+            }
+        return json.dumps({"methodConfig": [method]})
+
+    def channel_args(self) -> list[tuple[str, int | bool | str]]:
         """All channel arguments at once: tritonclient replaces its defaults when any are passed."""
         return [
             ("grpc.max_send_message_length", self.max_send_message_bytes),
@@ -39,6 +78,7 @@ class ClientOptions(BaseModel):
             ("grpc.http2.max_pings_without_data", 2),
             ("grpc.initial_reconnect_backoff_ms", min(200, self.max_reconnect_backoff_ms)),
             ("grpc.max_reconnect_backoff_ms", self.max_reconnect_backoff_ms),
+            ("grpc.service_config", self.service_config()),
         ]
 
     def client_kwargs(self) -> dict:

@@ -1,9 +1,15 @@
-"""Request building and response parsing shared by the sync and async clients (no I/O here)."""
+"""Everything the sync and asyncio clients share: options, discovery, request building, response
+parsing and error mapping. No I/O here: each client only makes (or awaits) the call `ClientCore._rpc`
+prepares, and passes what it gets back.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import time
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,28 +18,32 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from focoos.errors import InvalidInputError
-from focoos.ports import FocoosDetections, InferLatency, to_hw
+from focoos.ports import FocoosDetections, InferLatency, seconds_since, to_hw
 from focoos.processing import annotate_image, decode_image, load_image, unpad_detections, validate_threshold
 from focoos.processing.image import split_batch
 from focoos.processing.transport import (
-    BOX_TASKS,
     BOXES,
     CLASSES,
     IMAGE,
     IMAGE_SHAPE,
-    MASK_TASKS,
     MASKS,
     NUM_DETECTIONS,
     PARAM_THRESHOLD,
     PARAM_TOP_K,
     SCORES,
+    draws_boxes,
     pack_images,
+    task_outputs,
 )
 from focoos.results import to_focoos_detections
 
-from .errors import InvalidInput
+from .errors import InvalidInput, TritonClientError, from_triton_exception
+from .options import ClientOptions
 
 URL_TIMEOUT_S = 30.0
+# Ensemble config parameters a client needs (the builder writes them all).
+SERVED_FACTS = ("task", "classes", "im_size", PARAM_TOP_K, PARAM_THRESHOLD)
+INFER_OPTIONS = ("threshold", "annotate", "top_k", "timeout_s")  # infer()'s options after the images
 
 
 @dataclass(frozen=True)
@@ -51,16 +61,19 @@ class ServedModelInfo:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ServedModelInfo:
+        """Read the facts the builder wrote into the ensemble's `parameters`; defaults are the server's."""
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
-        if "classes" not in params:
-            raise InvalidInput(f"model '{config.get('name')}' is not a focoos ensemble (no class names in its config)")
+        missing = [key for key in SERVED_FACTS if key not in params]
+        if missing:
+            raise InvalidInput(f"model '{config.get('name')}' is not a focoos ensemble: its config lacks "
+                               f"{', '.join(missing)}")
         return cls(
             name=config["name"],
-            task=params.get("task", "detection"),
+            task=params["task"],
             classes=json.loads(params["classes"]),
-            im_size=to_hw(json.loads(params.get("im_size", "[0, 0]"))),
-            top_k=int(params.get("top_k", "100")),
-            threshold=float(params.get("threshold", "0.5")),
+            im_size=to_hw(json.loads(params["im_size"])),
+            top_k=int(params[PARAM_TOP_K]),
+            threshold=float(params[PARAM_THRESHOLD]),
             source_model=params.get("source_model", ""),
             max_batch_size=int(config.get("max_batch_size", 0)),
         )
@@ -109,11 +122,14 @@ def build_inputs(payloads: list[bytes | np.ndarray]) -> list[grpcclient.InferInp
     return inputs
 
 
-def build_parameters(threshold: float, top_k: int | None, info: ServedModelInfo) -> dict[str, Any]:
-    try:
-        params: dict[str, Any] = {PARAM_THRESHOLD: validate_threshold(threshold)}
-    except InvalidInputError as exc:
-        raise InvalidInput(str(exc)) from exc
+def build_parameters(threshold: float | None, top_k: int | None, info: ServedModelInfo) -> dict[str, Any]:
+    """Request parameters; an option left out is not sent, so the ensemble applies its own default."""
+    params: dict[str, Any] = {}
+    if threshold is not None:
+        try:
+            params[PARAM_THRESHOLD] = validate_threshold(threshold)
+        except InvalidInputError as exc:
+            raise InvalidInput(str(exc)) from exc
     if top_k is not None:
         if not 1 <= int(top_k) <= info.top_k:
             raise InvalidInput(f"top_k must be in [1, {info.top_k}] for '{info.name}', got {top_k}")
@@ -128,21 +144,120 @@ def parse_response(
     annotate: bool,
     latency: InferLatency,
 ) -> list[FocoosDetections]:
-    """Unpad the fixed-rank outputs into FocoosDetections; draw them when asked."""
-    with_boxes = info.task in BOX_TASKS
+    """Unpad the task's fixed-rank outputs into FocoosDetections; draw them when asked."""
+    outputs = {name: result.as_numpy(name) for name in task_outputs(info.task)}
     arrays = unpad_detections(
-        result.as_numpy(NUM_DETECTIONS),
-        result.as_numpy(BOXES) if with_boxes else None,
-        result.as_numpy(SCORES),
-        result.as_numpy(CLASSES),
-        with_boxes=with_boxes,
-        masks=result.as_numpy(MASKS) if info.task in MASK_TASKS else None,
-    )
+        outputs[NUM_DETECTIONS], outputs.get(BOXES), outputs[SCORES], outputs[CLASSES],
+        with_boxes=BOXES in outputs, masks=outputs.get(MASKS),
+    )  # fmt: skip
     detections = [to_focoos_detections(a, info.classes) for a in arrays]
     for det, arr, payload in zip(detections, arrays, payloads, strict=True):
         if annotate:
             pixels = payload if isinstance(payload, np.ndarray) else decode_image(payload)
             det.image = annotate_image(pixels, arr.boxes, arr.scores, arr.classes, info.classes, arr.masks,
-                                       draw_boxes=info.task != "semseg")
+                                       draw_boxes=draws_boxes(info.task))
         det.latency = latency
     return detections
+
+
+def check_options(call: str, unknown: Iterable[str], valid: Iterable[str]) -> None:
+    """Misspelt options are errors, never silently ignored."""
+    unknown = sorted(unknown)
+    if unknown:
+        raise TypeError(f"{call} got unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+
+
+def resolve_options(owner: str, options: ClientOptions | None, fields: dict[str, Any]) -> ClientOptions:
+    """`options=ClientOptions(...)` or its fields as keywords, not both; a misspelt field is a TypeError."""
+    check_options(f"{owner}()", set(fields) - set(ClientOptions.model_fields), ["options", *ClientOptions.model_fields])
+    if options is not None and fields:
+        raise TypeError(f"{owner}() takes options= or ClientOptions fields as keywords, not both")
+    return options if options is not None else ClientOptions(**fields)
+
+
+def ready_models(index: dict) -> list[str]:
+    """Names of the READY models in a repository index."""
+    return sorted(m["name"] for m in index.get("models", []) if m.get("state") == "READY")
+
+
+@dataclass
+class InferCall:
+    """One prepared infer(): the RPC to make and what turns its result into detections."""
+
+    rpc: Callable[[], Any]
+    info: ServedModelInfo
+    payloads: list[bytes | np.ndarray]
+    is_batch: bool
+    annotate: bool
+    latency: InferLatency
+    sent: float
+
+    def finish(self, result: Any) -> FocoosDetections | list[FocoosDetections]:
+        self.latency.inference = seconds_since(self.sent)
+        start = time.perf_counter()
+        detections = parse_response(result, self.info, self.payloads, self.annotate, self.latency)
+        self.latency.postprocess = seconds_since(start)
+        return detections if self.is_batch else detections[0]
+
+
+class ClientCore:
+    """State and logic of a client of one served ensemble. Subclasses pick the tritonclient flavour
+    (grpc or grpc.aio) and run the prepared calls; retries are the channel's (see options)."""
+
+    def __init__(
+        self, client_type: type, url: str, model_name: str, options: ClientOptions | None, fields: dict[str, Any]
+    ) -> None:
+        self.url = url
+        self.model_name = model_name
+        self.options = resolve_options(type(self).__name__, options, fields)
+        self._client = client_type(url, **self.options.client_kwargs())
+        self._info: ServedModelInfo | None = None
+
+    def _rpc(self, method: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Callable[[], Any]:
+        """A tritonclient call with its deadline (which bounds all its attempts)."""
+        timeout = timeout_s or self.options.inference_timeout_s
+        return functools.partial(getattr(self._client, method), *args, client_timeout=timeout, **kwargs)
+
+    def _error(self, exc: Exception) -> TritonClientError:
+        return from_triton_exception(exc, self.model_name)
+
+    def _config_rpc(self) -> Callable[[], Any]:
+        return self._rpc("get_model_config", self.model_name, as_json=True)
+
+    def _set_info(self, response: dict) -> ServedModelInfo:
+        self._info = ServedModelInfo.from_config(response["config"])
+        return self._info
+
+    def _metadata_rpc(self) -> Callable[[], Any]:
+        return self._rpc("get_model_metadata", self.model_name, as_json=True)
+
+    def _index_rpc(self) -> Callable[[], Any]:
+        return self._rpc("get_model_repository_index", as_json=True)
+
+    def _statistics_rpc(self) -> Callable[[], Any]:
+        return self._rpc("get_inference_statistics", self.model_name, as_json=True)
+
+    def _live_rpc(self) -> Callable[[], Any]:
+        return self._rpc("is_server_live")
+
+    def _ready_rpcs(self) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        """Ready means the model and the server both are (a server shutting down keeps its models a while)."""
+        return self._rpc("is_model_ready", self.model_name), self._rpc("is_server_ready")
+
+    def _infer_call(
+        self,
+        info: ServedModelInfo,
+        images: Any,
+        threshold: float | None,
+        annotate: bool,
+        top_k: int | None,
+        timeout_s: float | None,
+    ) -> InferCall:
+        """Payloads, inputs and parameters of one infer(), checked before anything is sent."""
+        start = time.perf_counter()
+        payloads, is_batch = prepare_payloads(images)
+        parameters = build_parameters(threshold, top_k, info)
+        rpc = self._rpc("infer", self.model_name, build_inputs(payloads), parameters=parameters, timeout_s=timeout_s,
+                        compression_algorithm=self.options.compression)
+        latency = InferLatency(imload=seconds_since(start))
+        return InferCall(rpc, info, payloads, is_batch, annotate, latency, sent=time.perf_counter())

@@ -7,6 +7,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -135,3 +136,28 @@ def http_root(tmp_path):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(scope="module")
+def serve_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable]:
+    """`serve_repository({name: (model, runtime_type)})`: build the models into one repository
+    (embedded target: every step in the python backend) and start a real tritonserver on free
+    loopback ports; servers stop when the module's tests end."""
+    from focoos.builder import RepositoryBuilder, TritonServer
+
+    servers = []
+
+    def serve(models: dict, *, max_batch_size: int = 4):
+        root = tmp_path_factory.mktemp("repository")
+        builder = RepositoryBuilder(root)
+        for name, (model, runtime_type) in models.items():
+            builder.add(model, runtime_type=runtime_type, name=name, target="embedded",
+                        max_batch_size=max_batch_size, preprocess_instances=1, postprocess_instances=1)
+        servers.append(TritonServer(root))
+        return servers[-1].start()
+
+    try:
+        yield serve
+    finally:
+        for server in servers:
+            server.stop()

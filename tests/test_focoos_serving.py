@@ -11,8 +11,6 @@ import warnings
 
 import numpy as np
 import pytest
-from focoos.builder.repository import RepositoryBuilder
-from focoos.builder.server import TritonServer
 from focoos.client import TritonInferModel
 
 from focoos import ModelManager, NoWeightsWarning, RuntimeType
@@ -66,14 +64,8 @@ def test_exported_probe_equals_eager(models, name, runtime, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def server(models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("repository")
-    repo = RepositoryBuilder(root)
-    for model in models.values():
-        repo.add(model, runtime_type=RuntimeType.ONNX_CPU, target="embedded", max_batch_size=2,
-                 preprocess_instances=1, postprocess_instances=1)
-    with TritonServer(root) as running:
-        yield running
+def server(models, serve_repository):
+    return serve_repository({name: (model, RuntimeType.ONNX_CPU) for name, model in models.items()}, max_batch_size=2)
 
 
 @pytest.mark.parametrize("name", PROBES)

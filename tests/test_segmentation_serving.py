@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from focoos.builder.repository import RepositoryBuilder
-from focoos.builder.server import TritonServer
 from focoos.client import InvalidInput, TritonInferModel
 
 from focoos import RuntimeType
@@ -38,14 +36,8 @@ def models():
 
 
 @pytest.fixture(scope="module")
-def server(models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("repository")
-    repo = RepositoryBuilder(root)
-    for name, runtime in SERVED.items():
-        repo.add(models[name], runtime_type=runtime, target="embedded", max_batch_size=4,
-                 preprocess_instances=1, postprocess_instances=1)
-    with TritonServer(root) as running:
-        yield running
+def server(models, serve_repository):
+    return serve_repository({name: (models[name], runtime) for name, runtime in SERVED.items()})
 
 
 @pytest.mark.parametrize("name", list(SERVED))
