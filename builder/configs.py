@@ -28,6 +28,7 @@ from focoos.processing.transport import (
     NETWORK_INPUT,
     NUM_DETECTIONS,
     ORIGINAL_HW,
+    PARAM_REDUCED_DECODE,
     PARAM_THRESHOLD,
     PARAM_TOP_K,
     SCORES,
@@ -144,11 +145,14 @@ def python_instances(count: int) -> list[mc.ModelInstanceGroup]:
     return [mc.ModelInstanceGroup(kind=mc.ModelInstanceGroup.KIND_CPU, count=count)]
 
 
-def preprocess_config(names: StepNames, info: ModelInfo, max_batch_size: int, instances: int) -> mc.ModelConfig:
+def preprocess_config(
+    names: StepNames, info: ModelInfo, max_batch_size: int, instances: int, reduced_decode: bool = True
+) -> mc.ModelConfig:
     inputs, _ = _ensemble_io(info, 1)
     height, width = info.input_hw
     outputs = [_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, [3, height, width]), _tensor(ORIGINAL_HW, mc.TYPE_INT32, [2])]
-    return _python_step(names.preprocess, max_batch_size, inputs, outputs, instances, {"input_hw": [height, width]})
+    parameters = {"input_hw": [height, width], PARAM_REDUCED_DECODE: reduced_decode}
+    return _python_step(names.preprocess, max_batch_size, inputs, outputs, instances, parameters)
 
 
 def postprocess_config(
@@ -173,9 +177,10 @@ def network_config(
     max_batch_size: int,
     instances: int,
     engine_cache_dir: str = DEFAULT_ENGINE_CACHE,
-    threads: int = 1,
+    threads: int = 0,
 ) -> mc.ModelConfig:
-    """The network step for the runtime; target 'embedded' runs the same file in a Python-backend model."""
+    """The network step for the runtime; target 'embedded' runs the same file in a Python-backend model
+    (`threads` intra-op threads per instance, 0: the serving machine's cores)."""
     height, width = info.input_hw
     input_name, outputs = network_tensors(runtime_type, output_names)
     config = _model(

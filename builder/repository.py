@@ -92,14 +92,18 @@ class RepositoryBuilder:
         postprocess_instances: int = 2,
         network_instances: int = 1,
         engine_cache_dir: str = DEFAULT_ENGINE_CACHE,
-        network_threads: int = 1,
+        network_threads: int = 0,
+        reduced_decode: bool = True,
     ) -> ServedModel:
         """Export the network and write the four models; returns what was written.
 
         target: 'gpu' (onnxruntime/libtorch backends on GPU instances; ONNX_CPU stays on CPU), 'cpu'
         (same backends on CPU instances) or 'embedded' (the network runs in a Python-backend model,
         for servers that have only the python backend; `network_threads` sets its intra-op threads per
-        instance: instances x threads should not exceed the cores).
+        instance, 0 for the serving machine's cores: instances x threads should not exceed the cores).
+        reduced_decode: the preprocess step decodes a JPEG at least twice the input size at 1/2, 1/4 or
+        1/8 scale (libjpeg's DCT scaling), still covering the input: big photos cost a fraction of a full
+        decode; answers move slightly against a full decode (measured: tests/test_reduced_decode.py).
         """
         runtime_type = RuntimeType(runtime_type)
         if target not in TARGETS:
@@ -138,7 +142,8 @@ class RepositoryBuilder:
             info.dump_json(staging / names.ensemble / version / INFO_FILE)
 
             configs = {
-                names.preprocess: preprocess_config(names, info, max_batch_size, preprocess_instances),
+                names.preprocess: preprocess_config(names, info, max_batch_size, preprocess_instances,
+                                                    reduced_decode),
                 names.network: network_config(names, info, runtime_type, target, output_names, model_file,
                                               max_batch_size, network_instances, engine_cache_dir,
                                               network_threads),

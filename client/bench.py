@@ -26,7 +26,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "format_table",
     "load_images_dir",
     "run_bench",
+    "run_closed_loop",
     "run_level",
     "to_json",
 ]
@@ -188,6 +189,72 @@ def _summarize(concurrency: int, window: _Window) -> BenchResult:
     )
 
 
+async def run_closed_loop(
+    send: Callable[[bytes], Awaitable[object]],
+    payloads: list[bytes],
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float = 1.0,
+    progress: ProgressCallback | None = None,
+    metrics: BenchMetrics | None = None,
+) -> BenchResult:
+    """`concurrency` workers each await `send(payload)` back to back; one window of `duration_s` is measured.
+
+    Transport-free, so the same loop can drive our gRPC client and any other server it is compared with.
+    """
+    if not payloads:
+        raise InvalidInput("no images to send")
+    if concurrency < 1 or duration_s <= 0 or warmup_s < 0:
+        raise BenchError(f"need concurrency >= 1, duration > 0, warmup >= 0; got {concurrency}, {duration_s}, "
+                         f"{warmup_s}")
+    window = _Window()
+    next_index = itertools.count()  # shared: the images cycle over the whole level, not per worker
+
+    async def worker() -> None:
+        while not window.stop:
+            payload = payloads[next(next_index) % len(payloads)]
+            start = time.perf_counter()
+            try:
+                await send(payload)
+                outcome = "ok"
+            except Exception as exc:  # noqa: BLE001 - a load generator counts failures, it never dies of one
+                outcome = type(exc).__name__
+                failed: BaseException | None = exc
+            else:
+                failed = None
+            finished = time.perf_counter()
+            window.record(start, finished, outcome)
+            if metrics is not None:
+                metrics.observe(finished - start, outcome)
+            if failed is not None:
+                await asyncio.sleep(ERROR_BACKOFF_S if isinstance(failed, TRANSIENT) else 0)
+
+    if metrics is not None:
+        metrics.concurrency.set(concurrency)
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    try:
+        await asyncio.sleep(warmup_s)
+        window.start = time.perf_counter()
+        deadline = window.start + duration_s
+        if progress is not None:
+            progress(0.0, 0, 0)
+        while (now := time.perf_counter()) < deadline:
+            await asyncio.sleep(min(1.0, deadline - now))
+            if progress is not None:
+                progress(min(time.perf_counter() - window.start, duration_s), len(window.latencies_s),
+                         sum(window.errors.values()))
+        window.end = time.perf_counter()
+        window.stop = True
+        await asyncio.gather(*tasks)  # in-flight requests finish (client timeout), counted by their share
+    finally:
+        window.stop = True
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return _summarize(concurrency, window)
+
+
 async def run_level(
     url: str,
     model_name: str,
@@ -199,64 +266,17 @@ async def run_level(
     progress: ProgressCallback | None = None,
     metrics: BenchMetrics | None = None,
 ) -> BenchResult:
-    """Run one closed-loop level; raises the client's typed error when the model cannot be used at all.
+    """One closed-loop level against a served model; raises the client's typed error when it cannot be used.
 
     Retries are off (max_retries=0): a retried call would hide the error and inflate the latency.
     """
-    if not payloads:
-        raise InvalidInput("no images to send")
-    if concurrency < 1 or duration_s <= 0 or warmup_s < 0:
-        raise BenchError(f"need concurrency >= 1, duration > 0, warmup >= 0; got {concurrency}, {duration_s}, "
-                         f"{warmup_s}")
-    window = _Window()
-    next_index = itertools.count()  # shared: the images cycle over the whole level, not per worker
-
     async with AsyncTritonInferModel(url, model_name, max_retries=0) as model:
         await model.get_info()  # ModelNotFound / ServerUnavailable here: fail before any load is sent
 
-        async def worker() -> None:
-            while not window.stop:
-                payload = payloads[next(next_index) % len(payloads)]
-                start = time.perf_counter()
-                try:
-                    await model.infer(payload, threshold=threshold)
-                    outcome = "ok"
-                except Exception as exc:  # noqa: BLE001 - a load generator counts failures, it never dies of one
-                    outcome = type(exc).__name__
-                    failed: BaseException | None = exc
-                else:
-                    failed = None
-                finished = time.perf_counter()
-                window.record(start, finished, outcome)
-                if metrics is not None:
-                    metrics.observe(finished - start, outcome)
-                if failed is not None:
-                    await asyncio.sleep(ERROR_BACKOFF_S if isinstance(failed, TRANSIENT) else 0)
+        async def send(payload: bytes) -> object:
+            return await model.infer(payload, threshold=threshold)
 
-        if metrics is not None:
-            metrics.concurrency.set(concurrency)
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        try:
-            await asyncio.sleep(warmup_s)
-            window.start = time.perf_counter()
-            deadline = window.start + duration_s
-            if progress is not None:
-                progress(0.0, 0, 0)
-            while (now := time.perf_counter()) < deadline:
-                await asyncio.sleep(min(1.0, deadline - now))
-                if progress is not None:
-                    progress(min(time.perf_counter() - window.start, duration_s), len(window.latencies_s),
-                             sum(window.errors.values()))
-            window.end = time.perf_counter()
-            window.stop = True
-            await asyncio.gather(*tasks)  # in-flight requests finish (client timeout), counted by their share
-        finally:
-            window.stop = True
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, return_exceptions=True)
-    return _summarize(concurrency, window)
+        return await run_closed_loop(send, payloads, concurrency, duration_s, warmup_s, progress, metrics)
 
 
 def _tqdm_progress(concurrency: int, duration_s: float) -> tuple[ProgressCallback, Callable[[], None]]:

@@ -23,11 +23,12 @@ class TritonPythonModel:
         self.input_name = config["input"][0]["name"]
         self.output_names = [output["name"] for output in config["output"]]
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), params["model_file"])
-        threads = int(params.get("intra_op_threads", "1"))
+        threads = int(params.get("intra_op_threads", "0"))  # 0: the runtime's default, every core
         if params["runtime_type"] == "torchscript_32":
             import torch
 
-            torch.set_num_threads(threads)
+            if threads > 0:
+                torch.set_num_threads(threads)
             self._torch = torch
             self.module = torch.jit.load(path, map_location="cpu").eval()
             self.run = self._run_torchscript
@@ -36,6 +37,10 @@ class TritonPythonModel:
 
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            # Idle intra-op threads sleep instead of spinning: the decode and postprocess steps share the cores.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
             self.run = self._run_onnx
         self.metrics = StageMetrics(args["model_name"], "network")

@@ -18,30 +18,67 @@ URL_TIMEOUT_S = 30.0
 MAX_IMAGE_PIXELS = 8192 * 8192
 
 
+# libjpeg decodes at 1/2, 1/4 or 1/8 scale (DCT scaling) for about the cost of the smaller image.
+REDUCED_DECODE_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                        (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
 def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """Decode JPEG/PNG/... bytes into RGB uint8 HWC."""
+    return decode_image_for(data, None)[0]
+
+
+def decode_image_for(
+    data: bytes | bytearray | memoryview | np.ndarray, input_hw: tuple[int, int] | None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode for a network input of `input_hw`: (RGB uint8 HWC pixels, the image's full (h, w)).
+
+    A JPEG at least twice the input on both sides is decoded at the largest 1/2, 1/4 or 1/8 scale that
+    still covers the input, so a 12-megapixel photo costs a fraction of a full decode. Boxes and masks
+    refer to the full size. With `input_hw` None, or for other formats, the image is decoded in full.
+    """
     raw = data.astype(np.uint8, copy=False).tobytes() if isinstance(data, np.ndarray) else bytes(data)
     if not raw:
         raise InvalidInputError("image bytes are empty")
-    _check_declared_size(raw)
+    header = _read_header(raw)
+    factor, flag = 1, cv2.IMREAD_COLOR
+    if input_hw is not None and header is not None and header[2] == "JPEG":
+        factor, flag = _reduction(header[:2], input_hw)
     buf = np.frombuffer(raw, dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(buf, flag)
     if image is None:
         raise InvalidInputError(f"cannot decode {buf.size} bytes as an image (corrupt or unsupported format)")
-    return _check_pixels(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    image = _check_pixels(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    if factor == 1:
+        return image, image.shape[:2]
+    height, width = header[:2]
+    if abs(image.shape[0] * factor - width) < abs(image.shape[0] * factor - height):  # EXIF turned it a quarter
+        height, width = width, height
+    return image, (height, width)
 
 
-def _check_declared_size(data: bytes) -> None:
-    """Refuse an image whose header declares a huge size before decoding it (reads the header only)."""
+def _reduction(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[int, int]:
+    """(factor, imread flag): the largest reduced scale whose image still covers the input on both sides."""
+    ratio = min(image_hw[0] / input_hw[0], image_hw[1] / input_hw[1])
+    for factor, flag in REDUCED_DECODE_FLAGS:
+        if ratio >= factor:
+            return factor, flag
+    return 1, cv2.IMREAD_COLOR
+
+
+def _read_header(data: bytes) -> tuple[int, int, str] | None:
+    """(height, width, format) from the header alone; refuses a declared size over the pixel limit."""
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
+            image_format = header.format or ""
     except Image.DecompressionBombError as exc:
         raise InvalidInputError(f"image exceeds the pixel limit: {exc}") from exc
     except Exception:  # noqa: BLE001 - unknown to PIL: let OpenCV decide
-        return
+        return None
     if width * height > MAX_IMAGE_PIXELS:
         raise InvalidInputError(f"image of {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS}")
+    return height, width, image_format
 
 
 def _check_pixels(image: np.ndarray) -> np.ndarray:

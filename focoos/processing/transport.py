@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidInputError
-from .image import MAX_IMAGE_PIXELS, _from_array, decode_image
+from .image import MAX_IMAGE_PIXELS, _from_array, decode_image_for
 
 IMAGE = "IMAGE"
 IMAGE_SHAPE = "IMAGE_SHAPE"
@@ -50,6 +50,8 @@ def draws_boxes(task: str) -> bool:
 
 PARAM_THRESHOLD = "threshold"
 PARAM_TOP_K = "top_k"
+# Preprocess step option: decode large JPEGs at a reduced scale that still covers the network input.
+PARAM_REDUCED_DECODE = "reduced_decode"
 # Detections kept per image when the model's config sets no top_k (classification keeps every class).
 # Local inference and the builder read default_top_k; the builder writes it into the ensemble's config,
 # so the postprocess step and the client use the server's value: a model answers alike everywhere.
@@ -102,24 +104,32 @@ def pack_images(images: list[bytes | np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return packed, np.asarray(shapes, dtype=np.int32) if raw else None
 
 
-def unpack_images(packed: np.ndarray, shapes: np.ndarray | None) -> list[np.ndarray]:
-    """Inverse of pack_images: RGB uint8 HWC images, with errors that name the bad row."""
+def unpack_images(
+    packed: np.ndarray, shapes: np.ndarray | None, input_hw: tuple[int, int] | None = None
+) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Inverse of pack_images: (RGB uint8 HWC images, their full sizes), with errors that name the bad row.
+
+    With `input_hw`, large JPEGs are decoded at a reduced scale that still covers it (decode_image_for).
+    """
     if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] == 0:
         raise InvalidInputError(f"{IMAGE} must be UINT8 [batch, bytes], got {packed.dtype} {list(packed.shape)}")
     if shapes is not None and shapes.shape != (packed.shape[0], 3):
         raise InvalidInputError(f"{IMAGE_SHAPE} must be INT32 [batch, 3], got {list(shapes.shape)}")
-    images = []
+    images, sizes = [], []
     for i, row in enumerate(packed):
         height, width, channels = (int(v) for v in shapes[i]) if shapes is not None else (0, 0, 0)
         try:
             if (height, width, channels) == (0, 0, 0):
-                images.append(decode_image(row))
+                image, full_hw = decode_image_for(row, input_hw)
+                images.append(image)
+                sizes.append(full_hw)
                 continue
             if min(height, width) < 1 or channels not in (1, 3, 4) or height * width > MAX_IMAGE_PIXELS:
                 raise InvalidInputError(f"invalid raw image shape {[height, width, channels]}")
             if height * width * channels > row.size:
                 raise InvalidInputError(f"raw image {[height, width, channels]} needs more than {row.size} bytes")
             images.append(_from_array(row[: height * width * channels].reshape(height, width, channels), "HWC"))
+            sizes.append((height, width))
         except InvalidInputError as exc:
             raise InvalidInputError(f"image {i} of the batch: {exc}") from exc
-    return images
+    return images, sizes
