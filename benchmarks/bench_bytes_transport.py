@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-from focoos.builder.server import TritonServer
+from focoos.builder import TritonServer
 
 from focoos.processing import encode_image
 

@@ -18,8 +18,7 @@ import warnings
 import cv2
 import numpy as np
 import tritonclient.grpc as grpcclient
-from focoos.builder.repository import RepositoryBuilder
-from focoos.builder.server import TritonServer
+from focoos.builder import RepositoryBuilder, TritonServer
 
 from focoos import ModelManager, NoWeightsWarning, RuntimeType
 from focoos.processing import encode_image

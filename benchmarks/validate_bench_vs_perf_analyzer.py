@@ -63,8 +63,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from focoos.builder.repository import RepositoryBuilder
-from focoos.builder.server import TritonServer
+from focoos.builder import RepositoryBuilder, TritonServer
 from focoos.client.bench import BenchResult, run_level
 
 from focoos import ModelManager, NoWeightsWarning, RuntimeType
