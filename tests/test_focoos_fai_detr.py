@@ -13,16 +13,8 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 from focoos.processing.postprocess import postprocess_detr  # noqa: E402
-from tests.focoos_reference import (  # noqa: E402
-    build_network,
-    manifest,
-    model_info,
-    probe_detections,
-    probe_image,
-    probe_outputs,
-    synthetic_network,
-    synthetic_state_dict,
-)
+from tests import family_checks as checks  # noqa: E402
+from tests import focoos_reference as ref  # noqa: E402
 
 DETR_MANIFESTS = ["fai-detr-m-coco", "fai-detr-l-coco", "fai-detr-l-obj365"]
 PROBE = "fai-detr-m-coco"
@@ -39,7 +31,7 @@ def _focoos_preprocess(index: int, size: int, swap_rb: bool = False) -> tuple[to
     detections come from that call (all 50 scores reproduce to 1e-6 only this way); the recorded
     outputs and inputs come from the RGB batch.
     """
-    image = np.array(Image.open(probe_image(index)).convert("RGB"))
+    image = np.array(Image.open(ref.probe_image(index)).convert("RGB"))
     if swap_rb:
         image = np.ascontiguousarray(image[..., ::-1])
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
@@ -65,14 +57,14 @@ def _match_queries(got: np.ndarray, want: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def probe_net():
-    return synthetic_network(PROBE)
+    return ref.synthetic_network(PROBE)
 
 
 @pytest.fixture(scope="module")
 def probe_results(probe_net):
     results = []
     for index in range(2):
-        x, hw = _focoos_preprocess(index, model_info(PROBE).input_hw[0])
+        x, hw = _focoos_preprocess(index, ref.model_info(PROBE).input_hw[0])
         with torch.no_grad():
             boxes, logits = probe_net(x)
         results.append((x, hw, boxes.numpy(), logits.numpy()))
@@ -81,28 +73,19 @@ def probe_results(probe_net):
 
 @pytest.mark.parametrize("name", DETR_MANIFESTS)
 def test_state_dict_layout_and_strict_load(name: str) -> None:
-    net = build_network(name)
-    ref = manifest(name)
-    ours = [[key, list(value.shape)] for key, value in net.state_dict().items()]
-    assert ours == [row[:2] for row in ref["state_dict"]]  # same keys, shapes and order
-    assert sum(p.numel() for p in net.parameters()) == ref["parameters"]
-    buffers = set(net.state_dict()) - {key for key, _ in net.named_parameters()}
-    assert buffers == {row[0] for row in ref["state_dict"] if row[3] == "buffer"}
-    num_classes = model_info(name).num_classes
-    weight = net.state_dict()["head.criterion.empty_weight"]
-    assert torch.equal(weight, torch.tensor([1.0] * num_classes + [0.1]))
-    net.load_state_dict(synthetic_state_dict(name, net), strict=True)
+    net = checks.assert_focoos_layout(name)
+    checks.assert_focoos_empty_weight(net, name)
     assert net.output_names == ("boxes", "logits")
 
 
 def test_probe_parameter_count() -> None:
-    assert sum(p.numel() for p in build_network(PROBE).parameters()) == 16_191_952
+    assert sum(p.numel() for p in ref.build_network(PROBE).parameters()) == 16_191_952
 
 
 @pytest.mark.parametrize("index", [0, 1])
 def test_probe_preprocessing_matches_recorded_input(probe_results, index: int) -> None:
     x = probe_results[index][0][:, :, ::4, ::4].numpy()
-    recorded = probe_outputs(PROBE)[f"image{index}_input"]
+    recorded = ref.probe_outputs(PROBE)[f"image{index}_input"]
     half_ulp = np.spacing(np.abs(recorded)).astype(np.float32) / 2  # recorded in float16
     assert x.shape == recorded.shape
     assert (np.abs(x - recorded.astype(np.float32)) <= half_ulp + 1e-6).all()
@@ -111,7 +94,7 @@ def test_probe_preprocessing_matches_recorded_input(probe_results, index: int) -
 @pytest.mark.parametrize("index", [0, 1])
 def test_probe_outputs_match_recorded(probe_results, index: int) -> None:
     _, _, boxes, logits = probe_results[index]
-    recorded = probe_outputs(PROBE)
+    recorded = ref.probe_outputs(PROBE)
     want_boxes, want_logits = recorded[f"image{index}_out0"], recorded[f"image{index}_out1"]
     assert boxes.shape == want_boxes.shape == (1, 300, 4)
     assert logits.shape == want_logits.shape == (1, 300, 80)
@@ -122,11 +105,11 @@ def test_probe_outputs_match_recorded(probe_results, index: int) -> None:
 
 @pytest.mark.parametrize("index", [0, 1])
 def test_probe_detections_match_focoos(probe_net, index: int) -> None:
-    x, hw = _focoos_preprocess(index, model_info(PROBE).input_hw[0], swap_rb=True)
+    x, hw = _focoos_preprocess(index, ref.model_info(PROBE).input_hw[0], swap_rb=True)
     with torch.no_grad():
         boxes, logits = probe_net(x)
     (ours,) = postprocess_detr(boxes.numpy(), logits.numpy(), [hw], threshold=1e-4, top_k=300)
-    want = probe_detections(PROBE)[index]  # Focoos' 50 most confident
+    want = ref.probe_detections(PROBE)[index]  # Focoos' 50 most confident
     assert (ours.boxes == np.round(ours.boxes)).all()  # whole pixels, as Focoos returns them
     free = np.ones(len(ours.scores), dtype=bool)
     for det in want:
@@ -147,7 +130,7 @@ def _export_onnx(net, tmp_path, size: int):
     from focoos.infer.export import export_network
     from focoos.ports import RuntimeType
 
-    out = export_network(net, model_info(PROBE), RuntimeType.ONNX_CPU, tmp_path / "export", image_size=size)
+    out = export_network(net, ref.model_info(PROBE), RuntimeType.ONNX_CPU, tmp_path / "export", image_size=size)
     return out / "model.onnx"
 
 
@@ -178,7 +161,7 @@ def test_training_outputs_feed_the_detr_criterion() -> None:
     from focoos.training.losses.detr import DetrCriterion
 
     torch.manual_seed(0)
-    net = build_network(PROBE).train()
+    net = ref.build_network(PROBE).train()
     images = torch.randint(0, 256, (2, 3, 128, 160), dtype=torch.uint8)
     out = net(images)
     layers = [out, *out["aux_outputs"], out["enc_outputs"]]

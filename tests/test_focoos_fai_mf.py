@@ -4,28 +4,16 @@ criterion consumes."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import torch.nn.functional as F  # noqa: E402
-
 from focoos.processing import load_image, preprocess_images  # noqa: E402
 from focoos.processing.masks import decode_mask, paste_mask  # noqa: E402
 from focoos.processing.postprocess import postprocess_task  # noqa: E402
-from tests.focoos_reference import (  # noqa: E402
-    build_network,
-    manifest,
-    model_info,
-    probe_detections,
-    probe_image,
-    probe_outputs,
-    synthetic_network,
-    synthetic_state_dict,
-)
+from tests import family_checks as checks  # noqa: E402
+from tests import focoos_reference as ref  # noqa: E402
 
 MF_MANIFESTS = ["fai-mf-s-coco-ins", "fai-mf-m-coco-ins", "fai-mf-l-coco-ins", "fai-mf-m-ade", "fai-mf-l-ade"]
 PROBES = ["fai-mf-s-coco-ins", "fai-mf-m-ade"]
@@ -41,25 +29,16 @@ DETECTION_THRESHOLD = 1e-4  # what the recorder passed to Focoos' infer
 
 @pytest.mark.parametrize("name", MF_MANIFESTS)
 def test_state_dict_layout_and_strict_load(name: str) -> None:
-    """Keys, shapes, dtypes, param/buffer kind, order and parameter count are Focoos'; the checkpoint loads strictly."""
-    net = build_network(name)
-    params = {k for k, _ in net.named_parameters()}
-    ours = [[k, list(v.shape), str(v.dtype).removeprefix("torch."), "param" if k in params else "buffer"]
-            for k, v in net.state_dict().items()]
-    assert ours == manifest(name)["state_dict"]
-    assert sum(p.numel() for p in net.parameters()) == manifest(name)["parameters"]
-    net.load_state_dict(synthetic_state_dict(name, net), strict=True)
-    config = model_info(name).config
-    expected = torch.ones(model_info(name).num_classes + 1)
-    expected[-1] = config.get("criterion_eos_coef", 0.1)
-    assert torch.equal(net.state_dict()["head.criterion.empty_weight"], expected)
+    network = checks.assert_focoos_layout(name)
+    checks.assert_focoos_empty_weight(network, name)
+    assert network.output_names == ("masks", "logits")
 
 
 # -- probes
 
 @pytest.fixture(scope="module", params=PROBES)
 def probe(request):
-    return request.param, synthetic_network(request.param)
+    return request.param, ref.synthetic_network(request.param)
 
 
 def _batch(index: int, swap_rb: bool = False) -> np.ndarray:
@@ -68,26 +47,16 @@ def _batch(index: int, swap_rb: bool = False) -> np.ndarray:
     swap_rb: what Focoos' `infer(PIL.Image)` feeds its network (its loader applies cv2 BGR->RGB to an
     array that is already RGB), where the recorded detections come from.
     """
-    image = load_image(str(probe_image(index)))
+    image = load_image(str(ref.probe_image(index)))
     if swap_rb:
         image = np.ascontiguousarray(image[..., ::-1])
     return preprocess_images([image], None)
 
 
-def _eager(net, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.no_grad():
-        return net(torch.from_numpy(batch))
-
-
-def _to_input_size(masks: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """What Focoos' eval forward does inside its graph and ours leaves to the postprocessing."""
-    return F.interpolate(masks, size=hw, mode="bilinear", align_corners=False)
-
-
 @pytest.mark.parametrize("index", [0, 1])
 def test_probe_input(probe, index: int) -> None:
     name, _ = probe
-    recorded = probe_outputs(name)[f"image{index}_input"].astype(np.float32)
+    recorded = ref.probe_outputs(name)[f"image{index}_input"].astype(np.float32)
     np.testing.assert_array_equal(_batch(index)[:, :, ::4, ::4], recorded)
 
 
@@ -96,15 +65,15 @@ def test_probe_outputs(probe, index: int) -> None:
     """Logits of all queries; masks of the 8 recorded queries at input size (every 4th pixel); masks come
     back at stride 4."""
     name, net = probe
-    recorded = probe_outputs(name)
+    recorded = ref.probe_outputs(name)
     batch = _batch(index)
-    masks, logits = _eager(net, batch)
+    masks, logits = checks.eager(net, batch)
     height, width = batch.shape[2:]
     assert masks.shape[2:] == ((height + 3) // 4, (width + 3) // 4)
     np.testing.assert_allclose(logits.numpy(), recorded[f"image{index}_out1"], rtol=0, atol=LOGITS_ATOL)
     queries = recorded[f"image{index}_mask_queries"]
     assert set(np.argsort(-logits[0].numpy().max(-1), kind="stable")[:8]) == set(queries)
-    full = _to_input_size(masks[:, queries], (height, width))[:, :, ::4, ::4]
+    full = checks.to_input_size(masks[:, queries], (height, width))[:, :, ::4, ::4]
     np.testing.assert_allclose(full.numpy(), recorded[f"image{index}_out0"].astype(np.float32), rtol=0,
                                atol=MASKS_ATOL)
 
@@ -129,9 +98,9 @@ def _focoos_rule(masks: torch.Tensor, logits: torch.Tensor, config: dict, thresh
 
 
 def _ours(name: str, masks: torch.Tensor, logits: torch.Tensor, hw: tuple[int, int], threshold: float) -> list:
-    config = model_info(name).config
+    config = ref.model_info(name).config
     (result,) = postprocess_task(
-        model_info(name).task.value, {"masks": masks.numpy(), "logits": logits.numpy()}, [hw], threshold,
+        ref.model_info(name).task.value, {"masks": masks.numpy(), "logits": logits.numpy()}, [hw], threshold,
         int(config["top_k"]), float(config["mask_threshold"]), use_mask_score=bool(config["use_mask_score"]),
         predict_all_pixels=bool(config["predict_all_pixels"]),
     )  # fmt: skip
@@ -161,8 +130,8 @@ def test_postprocess_follows_focoos_rule(probe, index: int, threshold: float) ->
     name, net = probe
     batch = _batch(index, swap_rb=True)
     hw = tuple(batch.shape[2:])
-    masks, logits = _eager(net, batch)
-    theirs = _focoos_rule(_to_input_size(masks, hw)[0], logits[0], model_info(name).config, threshold)
+    masks, logits = checks.eager(net, batch)
+    theirs = _focoos_rule(checks.to_input_size(masks, hw)[0], logits[0], ref.model_info(name).config, threshold)
     _assert_same_detections(_ours(name, masks, logits, hw, threshold), theirs)
 
 
@@ -174,9 +143,9 @@ def test_postprocess_follows_focoos_rule(probe, index: int, threshold: float) ->
 def test_probe_detections_as_recorded(probe, index: int) -> None:
     name, net = probe
     batch = _batch(index, swap_rb=True)
-    masks, logits = _eager(net, batch)
+    masks, logits = checks.eager(net, batch)
     ours = _ours(name, masks, logits, tuple(batch.shape[2:]), DETECTION_THRESHOLD)
-    assert len(ours) == len(probe_detections(name)[index]) == 0
+    assert len(ours) == len(ref.probe_detections(name)[index]) == 0
 
 
 # -- export and training
@@ -185,20 +154,12 @@ def test_probe_detections_as_recorded(probe, index: int) -> None:
 def test_onnx_export_dynamic(tmp_path) -> None:
     """Exported once at batch 2, 256x320; ONNX Runtime at that and another batch/size (not a multiple of 32)
     answers as eager."""
-    ort = pytest.importorskip("onnxruntime")
-    net = synthetic_network("fai-mf-m-ade")
-    path = tmp_path / "mf.onnx"
+    net = ref.synthetic_network("fai-mf-m-ade")
     example = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, 256, 320)).astype(np.float32))
-    axes = {"images": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"},
-            "masks": {0: "batch", **net.output_axes["masks"]}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=18, input_names=["images"],
-                          output_names=list(net.output_names), dynamic_axes=axes, do_constant_folding=True)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = checks.export_dynamic_onnx(net, example, tmp_path / "mf.onnx")
     for shape in [(2, 3, 256, 320), (1, 3, 200, 300)]:
         images = np.random.default_rng(1).integers(0, 256, shape).astype(np.float32)
-        masks, logits = _eager(net, images)
+        masks, logits = checks.eager(net, images)
         got_masks, got_logits = session.run(list(net.output_names), {"images": images})
         assert got_masks.shape == (shape[0], 100, (shape[2] + 3) // 4, (shape[3] + 3) // 4)
         np.testing.assert_allclose(got_logits, logits.numpy(), rtol=0, atol=1e-4)
@@ -211,7 +172,7 @@ def test_training_outputs_feed_the_maskformer_loss(cls_sigmoid: bool) -> None:
 
     from focoos.models.fai_mf.modelling import build_model
 
-    config = {**model_info("fai-mf-m-ade").config, "num_queries": 10, "transformer_predictor_dec_layers": 2,
+    config = {**ref.model_info("fai-mf-m-ade").config, "num_queries": 10, "transformer_predictor_dec_layers": 2,
               "cls_sigmoid": cls_sigmoid, "train_num_points": 256}
     net = build_model(config, 3).train()
     out = net(torch.randint(0, 256, (2, 3, 64, 96), dtype=torch.uint8))

@@ -4,6 +4,7 @@ zero_grad_before_forward, optimizer_extra), plus `evaluate_model` (what FocoosMo
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
@@ -11,17 +12,19 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from focoos.training import evaluate_model
 from focoos.training.evaluation import evaluate
-from focoos.training.solver import build_optimizer, lr_factor, param_groups
-from focoos.training.trainer import Trainer, pad_to_multiple
+from focoos.training.solver import build_optimizer, build_scheduler, lr_factor, param_groups
+from focoos.training.trainer import Trainer, focoos_ema, pad_to_multiple
 from pydantic import ValidationError
 
 from focoos import DatasetLayout, DatasetSplitType, ModelFamily, ModelInfo, Task, TrainerArgs
 from focoos.data import IGNORE_INDEX, AutoDataset, DatasetAugmentations
 from focoos.errors import FocoosError
+from focoos.models.layers import register_pixel_stats
 from tests.conftest import detr_config, mask_config, quiet_get
 
 RESOLUTION = 96
@@ -166,6 +169,129 @@ def test_schedules_match_focoos_formulas():
     assert factors([0, 5], scheduler="FIXED") == [1.0, 1.0]
     assert factors([0, 1, 2], warmup_iters=2) == pytest.approx([0.001, 0.5005, 1.0])  # our shorthand
     assert factors([0], scheduler_extra={"warmup_iters": 2, "warmup_method": "constant", "warmup_factor": 0.3}) == [0.3]
+
+
+def _focoos_lr_factor(scheduler: str, extra: dict, max_iters: int, i: int) -> float:
+    """Focoos' schedule at i finished steps, as TrainerArgs documents it (detectron2's warmup times the curve)."""
+    steps, start = extra.get("warmup_iters", 0), extra.get("warmup_factor", 1.0)
+    warm = 1.0
+    if i < steps:
+        method = extra.get("warmup_method", "linear")
+        alpha = {"constant": 0.0, "linear": i / steps, "quadratic": (i / steps) ** 2}[method]
+        warm = start if method == "constant" else start + (1 - start) * alpha
+    if scheduler == "MULTISTEP":
+        passed = sum(i >= int(m * max_iters) for m in extra.get("milestones", []))
+        return warm * extra.get("gamma", 0.1) ** passed
+    if scheduler == "COSINE":
+        return warm * (1 + math.cos(math.pi * i / max_iters)) / 2
+    if scheduler == "POLY":
+        poly = (1 - i / max_iters) ** extra.get("power", 0.9)
+        ending = extra.get("constant_ending", 0.0)
+        return ending if ending > 0 and warm == 1.0 and poly < ending else warm * poly
+    return warm
+
+
+SCHEDULES = [  # (scheduler, scheduler_extra, TrainerArgs.warmup_iters)
+    ("MULTISTEP", {}, 0),
+    ("MULTISTEP", {"milestones": [0.5, 0.75], "gamma": 0.5, "warmup_iters": 4, "warmup_factor": 0.2}, 0),
+    ("MULTISTEP", {"warmup_iters": 3, "warmup_method": "constant", "warmup_factor": 0.3}, 0),
+    ("COSINE", {}, 0),
+    ("COSINE", {"warmup_iters": 5, "warmup_factor": 0.1, "warmup_method": "quadratic"}, 0),
+    ("COSINE", {}, 3),
+    ("POLY", {"power": 2.0}, 0),
+    ("POLY", {"power": 0.9, "constant_ending": 0.3, "warmup_iters": 4, "warmup_factor": 0.5}, 0),
+    ("FIXED", {}, 0),
+    ("FIXED", {}, 5),
+]
+
+
+def _scheduled(args: TrainerArgs, network: torch.nn.Module, steps: range, state: dict | None = None):
+    """The lr of each optimizer group before each of `steps` steps, driven by the trainer's scheduler."""
+    optimizer = build_optimizer(network, args)
+    scheduler = build_scheduler(optimizer, args)
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    rates = []
+    for _ in steps:
+        rates.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return rates, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+
+
+@pytest.mark.parametrize(("scheduler", "extra", "warmup_iters"), SCHEDULES)
+def test_torch_scheduler_gives_focoos_lr_every_iteration_and_resumes(scheduler, extra, warmup_iters):
+    network = torch.nn.ModuleDict({"backbone": torch.nn.Linear(2, 2), "head": torch.nn.Linear(2, 2)})
+    args = TrainerArgs(run_name="x", max_iters=20, learning_rate=0.5, backbone_multiplier=0.1, scheduler=scheduler,
+                       scheduler_extra=extra or None, warmup_iters=warmup_iters)
+    if warmup_iters:
+        extra = {"warmup_iters": warmup_iters, "warmup_factor": 0.001}  # the shorthand: linear from 0.001
+    rates, _ = _scheduled(args, network, range(20))
+    expected = [[0.5 * m * _focoos_lr_factor(scheduler, extra, 20, i) for m in (0.1, 1.0)] for i in range(20)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=0)
+    first, state = _scheduled(args, network, range(7))
+    resumed, _ = _scheduled(args, network, range(7, 20), torch.load(_saved(state), weights_only=False))
+    assert first + resumed == rates
+
+
+def _saved(state: dict) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+def test_ema_follows_focoos_decay_warmup_on_weights_and_buffers():
+    network = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    register_pixel_stats(network, [1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    ema = focoos_ema(network, decay=0.9, warmup=3)
+    expected = {k: v.clone().double() for k, v in network.state_dict().items()}
+    for k in range(1, 6):
+        with torch.no_grad():
+            for p in network.parameters():
+                p.add_(torch.randn_like(p))
+        network.train()(torch.randn(4, 2))  # moves the batch-norm statistics and counter
+        kept = 0.9 * (1 - math.exp(-k / 3))
+        for key, value in network.state_dict().items():
+            expected[key] = value.double() if key.endswith("num_batches_tracked") else (
+                kept * expected[key] + (1 - kept) * value.double())
+        ema.update_parameters(network)
+    averaged = ema.module.state_dict()
+    for key, value in expected.items():
+        torch.testing.assert_close(averaged[key].double(), value, rtol=1e-6, atol=1e-6, msg=key)
+    assert int(averaged["1.num_batches_tracked"]) == 5 and int(ema.n_averaged) - 1 == 5
+    assert torch.equal(ema.module.pixel_mean, network.pixel_mean)  # a constant buffer stays exactly itself
+    assert not ema.module.training and not any(p.requires_grad for p in ema.module.parameters())
+
+
+@pytest.mark.parametrize("saved_schedule", [True, False])
+def test_resume_continues_ema_and_schedule_exactly(digits, tmp_path, saved_schedule):
+    """Two steps, checkpoint, two steps; a trainer resumed from the checkpoint makes the same two steps.
+    Without "scheduler" (checkpoints written before the schedule had a state) the lr follows the iteration."""
+    train, _ = _splits(digits)
+    args = _args(tmp_path, ema_enabled=True, ema_decay=0.9, ema_warmup=3, scheduler="COSINE", warmup_iters=2)
+    straight = Trainer(_detector().model, _detector().model_info, args, train, None)
+    loader = straight._loader()
+    for _ in range(2):
+        straight.step(next(loader))
+    straight.save_checkpoint()
+    checkpoint = tmp_path / "run" / "model_0000002.pth"
+    if not saved_schedule:
+        state = torch.load(checkpoint, weights_only=False)
+        del state["scheduler"]
+        torch.save(state, checkpoint)
+    resumed = Trainer(_detector().model, _detector().model_info, args.model_copy(update={"resume": True}), train, None)
+    assert resumed.resume() and resumed.iteration == 2 and int(resumed.ema.n_averaged) == 3
+    resumed_loader = resumed._loader()
+    for _ in range(2):
+        assert [g["lr"] for g in resumed.optimizer.param_groups] == [g["lr"] for g in straight.optimizer.param_groups]
+        straight.step(next(loader))
+        resumed.step(next(resumed_loader))
+    for ours, theirs in ((resumed.network, straight.network), (resumed.eval_network(), straight.eval_network())):
+        for (key, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+    assert resumed._state()["ema_updates"] == straight._state()["ema_updates"] == 4
 
 
 # -- fields that act on a run

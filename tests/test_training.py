@@ -95,8 +95,8 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 train, val = _splits(Path({digits!r}))
-_tiny_model().train(_args(Path({out!r}), {run!r}, max_iters=8, resume={resume}, checkpointer_period=2, eval_period=100),
-                    train, val)
+_tiny_model().train(_args(Path({out!r}), {run!r}, max_iters=8, resume={resume}, checkpointer_period=2, eval_period=100,
+                          scheduler="COSINE", ema_enabled=True, ema_decay=0.9, ema_warmup=4), train, val)
 """
 
 
@@ -106,6 +106,7 @@ def _train_process(digits: Path, out: Path, run: str, resume: bool) -> subproces
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(digits, tmp_path):
+    """The lr schedule and the EMA weights (what model_final.pth holds) continue from the checkpoint."""
     reference = _train_process(digits, tmp_path, "reference", resume=False)
     assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()[-2000:]
 

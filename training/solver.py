@@ -1,7 +1,10 @@
 """Optimizer, parameter groups and learning-rate schedule, by Focoos' rules (see TrainerArgs' docstring).
 
-The schedule is a factor of each group's base lr at a given finished-step count, so a resumed run
-computes the same lr from the iteration alone.
+The schedule is torch's LambdaLR over one factor function of the finished-step count (`lr_factor`), each
+group's lr being its base lr times that factor. torch's built-in schedulers cannot give Focoos' curves
+exactly: Focoos multiplies its warmup into the main curve (SequentialLR switches from one to the next instead),
+ChainedScheduler multiplies recursively from the last lr (rounding drifts from the closed form), and
+quadratic warmup and POLY's constant_ending have no built-in.
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 import inspect
 import math
 from bisect import bisect_right
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from focoos.errors import FocoosError
 from focoos.ports import OptimizerName, Scheduler, TrainerArgs
@@ -58,7 +63,7 @@ def param_groups(network: nn.Module, args: TrainerArgs) -> list[dict[str, Any]]:
             seen.add(id(param))
             grouped.setdefault(hyperparameters(module_name, param_name, module, args), []).append(param)
     return [
-        {"params": params, "lr": args.learning_rate * multiplier, "base_multiplier": multiplier, "weight_decay": decay}
+        {"params": params, "lr": args.learning_rate * multiplier, "weight_decay": decay}
         for (multiplier, decay), params in grouped.items()
     ]
 
@@ -119,3 +124,8 @@ def lr_factor(args: TrainerArgs, iteration: int) -> float:
             return ending
         return warmup * decay
     return warmup  # FIXED
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, args: TrainerArgs) -> LambdaLR:
+    """Sets each group's lr to its base lr times lr_factor now and after every step (scheduler.step())."""
+    return LambdaLR(optimizer, partial(lr_factor, args))  # a partial: its state_dict holds no TrainerArgs

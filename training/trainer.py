@@ -14,14 +14,15 @@ import math
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from focoos.ports import ArtifactName, ModelInfo, Task, TrainerArgs
@@ -29,7 +30,7 @@ from focoos.ports import ArtifactName, ModelInfo, Task, TrainerArgs
 from .evaluation import PRIMARY_METRIC, evaluate, finite_metrics, training_device
 from .losses import build_criterion
 from .previews import save_previews
-from .solver import build_optimizer, lr_factor
+from .solver import build_optimizer, build_scheduler, lr_factor
 
 logger = logging.getLogger("focoos.training")
 
@@ -59,24 +60,26 @@ class IterationBatches:
             iteration += 1
 
 
-class Ema:
-    """Exponential moving average of the weights, with Focoos' warmup of the decay."""
+def focoos_ema(network: nn.Module, decay: float, warmup: int) -> AveragedModel:
+    """torch's AveragedModel of the weights and buffers with Focoos' EMA: the k-th update moves the average
+    towards the network by 1 - decay * (1 - exp(-k / warmup)); integer buffers (counters) are copied.
 
-    def __init__(self, network: nn.Module, decay: float, warmup: int) -> None:
-        self.module = deepcopy(network).eval()
-        self.decay, self.warmup, self.updates = decay, warmup, 0
-        for p in self.module.parameters():
-            p.requires_grad_(False)
+    The starting weights count as the first model averaged (n_averaged 1), so update k sees n_averaged = k
+    and a checkpoint's "ema_updates" is n_averaged - 1.
+    """
 
     @torch.no_grad()
-    def update(self, network: nn.Module) -> None:
-        self.updates += 1
-        decay = self.decay * (1 - math.exp(-self.updates / max(1, self.warmup)))
-        for ema_v, v in zip(self.module.state_dict().values(), network.state_dict().values(), strict=True):
-            if ema_v.dtype.is_floating_point:
-                ema_v.mul_(decay).add_(v.detach(), alpha=1 - decay)
-            else:
-                ema_v.copy_(v)
+    def average(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, current)
+            return
+        kept = decay * (1 - math.exp(-int(updates) / max(1, warmup)))
+        torch._foreach_lerp_(averaged, current, 1 - kept)  # exact for buffers that stay constant
+
+    ema = AveragedModel(network, multi_avg_fn=average, use_buffers=True)
+    ema.update_parameters(network)  # the copy AveragedModel makes on its first update
+    ema.module.eval().requires_grad_(False)
+    return ema
 
 
 def freeze_batchnorm(network: nn.Module) -> None:
@@ -170,10 +173,11 @@ class Trainer:
             )
         self.criterion = build_criterion(info)
         self.optimizer = self._optimizer()
+        self.scheduler = build_scheduler(self.optimizer, args)
         self.pixel_mean = getattr(self.network, "pixel_mean", None)
         self.amp = args.amp_enabled and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", init_scale=2.0**10, enabled=self.amp)  # Focoos' first scale
-        self.ema = Ema(self.network, args.ema_decay, args.ema_warmup) if args.ema_enabled else None
+        self.ema = focoos_ema(self.network, args.ema_decay, args.ema_warmup) if args.ema_enabled else None
         self.iteration = 0
         self.best_metric: float | None = None
         self.evals_without_improvement = 0
@@ -195,9 +199,10 @@ class Trainer:
         return {
             "model": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.module.state_dict() if self.ema else None,
-            "ema_updates": self.ema.updates if self.ema else 0,
+            "ema_updates": int(self.ema.n_averaged) - 1 if self.ema else 0,
             "iteration": self.iteration,
             "best_metric": self.best_metric,
             "evals_without_improvement": self.evals_without_improvement,
@@ -228,8 +233,15 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.ema and state["ema"] is not None:
             self.ema.module.load_state_dict(state["ema"])
-            self.ema.updates = state["ema_updates"]
+            self.ema.n_averaged.fill_(state["ema_updates"] + 1)
         self.iteration = state["iteration"]
+        if "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        else:  # saved before the schedule had a state: its factor is a function of the iteration alone
+            self.scheduler.last_epoch = self.iteration - 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "scheduler.step() before optimizer.step()"
+                self.scheduler.step()
         self.best_metric = state["best_metric"]
         self.evals_without_improvement = state["evals_without_improvement"]
         self.history = state["history"]
@@ -288,9 +300,6 @@ class Trainer:
         """One optimizer step; returns the losses on the steps that gather them (gather_metric_period)."""
         images, targets = batch
         images, targets = pad_to_multiple(images, targets, self.args.size_divisibility, self.pixel_mean)
-        factor = lr_factor(self.args, self.iteration)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.args.learning_rate * group["base_multiplier"] * factor
         if self.args.zero_grad_before_forward:
             self.optimizer.zero_grad(set_to_none=True)
         losses = self._losses(images.to(self.device), targets)
@@ -303,8 +312,9 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.network.parameters(), self.args.clip_gradients)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.scheduler.step()
         if self.ema:
-            self.ema.update(self.network)
+            self.ema.update_parameters(self.network)
         self.iteration += 1
         if self.iteration % self.args.gather_metric_period:
             return None

@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -187,17 +188,9 @@ def draw_digits(
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8), objects
 
 
-def make_canvas(
-    rng: np.random.Generator,
-    digits: np.ndarray,
-    labels: np.ndarray,
-    pool: np.ndarray,
-    size: int,
-    num_digits: tuple[int, int],
-    scale: tuple[float, float],
-) -> tuple[np.ndarray, list[tuple[list[int], int]]]:
-    """One RGB uint8 canvas and its (xyxy box, digit class) list (draw_digits without the masks)."""
-    canvas, objects = draw_digits(rng, digits, labels, pool, size, num_digits, scale)
+def make_canvas(*args: Any, **kwargs: Any) -> tuple[np.ndarray, list[tuple[list[int], int]]]:
+    """draw_digits (the same arguments) without the masks: one RGB uint8 canvas and its (xyxy box, digit class)."""
+    canvas, objects = draw_digits(*args, **kwargs)
     return canvas, [(box, digit) for box, digit, _ in objects]
 
 

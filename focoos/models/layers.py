@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 IMAGENET_MEAN = [123.675, 116.28, 103.53]  # Focoos' default pixel_mean and pixel_std, for 0..255 RGB
 IMAGENET_STD = [58.395, 57.12, 57.375]
+PIXEL_STATS = {"pixel_mean": IMAGENET_MEAN, "pixel_std": IMAGENET_STD}  # as config keys, every family's default
 MASKED = -1e4  # finite "minus infinity" for attention: exp underflows to 0 in fp32, and it stays finite in fp16
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "glu": nn.GLU}
 
@@ -146,14 +147,22 @@ def _init_attention_layer(layer: nn.Module, attn: Attention, m2f_init: bool) -> 
         nn.init.xavier_uniform_(attn.out_proj.weight)
 
 
-class SelfAttentionLayer(nn.Module):
-    """Pre-norm self-attention with a residual; the query position goes into queries and keys."""
+class _PreNormAttentionLayer(nn.Module):
+    """An Attention named `attention_name` (its key in Focoos' checkpoints) and the LayerNorm before it."""
+
+    attention_name: str
 
     def __init__(self, dim: int, heads: int, m2f_init: bool = True) -> None:
         super().__init__()
-        self.self_attn = Attention(dim, heads)
+        self.add_module(self.attention_name, Attention(dim, heads))
         self.norm = nn.LayerNorm(dim)
-        _init_attention_layer(self, self.self_attn, m2f_init)
+        _init_attention_layer(self, self.get_submodule(self.attention_name), m2f_init)
+
+
+class SelfAttentionLayer(_PreNormAttentionLayer):
+    """Pre-norm self-attention with a residual; the query position goes into queries and keys."""
+
+    attention_name = "self_attn"
 
     def forward(self, x: Tensor, query_pos: Tensor) -> Tensor:
         y = self.norm(x)
@@ -161,14 +170,10 @@ class SelfAttentionLayer(nn.Module):
         return x + self.self_attn(q, q, y)
 
 
-class CrossAttentionLayer(nn.Module):
+class CrossAttentionLayer(_PreNormAttentionLayer):
     """Pre-norm (masked) cross-attention from the queries to one memory map, with a residual."""
 
-    def __init__(self, dim: int, heads: int, m2f_init: bool = True) -> None:
-        super().__init__()
-        self.multihead_attn = Attention(dim, heads)
-        self.norm = nn.LayerNorm(dim)
-        _init_attention_layer(self, self.multihead_attn, m2f_init)
+    attention_name = "multihead_attn"
 
     def forward(self, x: Tensor, memory: Tensor, pos: Tensor, query_pos: Tensor, bias: Tensor | None) -> Tensor:
         return x + self.multihead_attn(self.norm(x) + query_pos, memory + pos, memory, bias)
@@ -221,6 +226,22 @@ def sine_position(x: Tensor, num_feats: int, temperature: float = 10000.0) -> Te
 
 
 # -- Mask2Former decoder and head
+MASKFORMER_HEADS = 8  # attention heads of Focoos' Mask2Former decoder: fixed, not a config key
+# Focoos' defaults for the config keys every Mask2Former family reads (its pixel decoder adds its own).
+MASKFORMER_DEFAULTS: dict[str, Any] = {
+    "num_queries": 100,
+    **PIXEL_STATS,
+    "pixel_decoder_out_dim": 256,
+    "pixel_decoder_feat_dim": 256,
+    "transformer_predictor_out_dim": 256,
+    "transformer_predictor_hidden_dim": 256,
+    "transformer_predictor_dec_layers": 6,
+    "transformer_predictor_dim_feedforward": 1024,
+    "cls_sigmoid": False,
+    "criterion_eos_coef": 0.1,
+}
+
+
 class PredictionHeads(nn.Module):
     """Per query: class logits over C+1 (last = no object) and mask logits (embedding . mask features).
 
@@ -343,3 +364,39 @@ class Head(nn.Module):
 
     def forward(self, *args: Any) -> Any:
         return self.predictor(*args)
+
+
+class MaskFormerNetwork(nn.Module):
+    """A Mask2Former family: `pixel_decoder` (normalised images -> mask features and memory maps, coarsest
+    first) and Focoos' `head` (the masked decoder over `levels` of those maps, read from `cfg`).
+
+    Eval returns (sigmoid masks at the mask stride, class probabilities without "no object"); training the
+    criterion's dict (see maskformer_outputs). `variant`: the family's `levels`, `attention_bias` and, if
+    they differ from the defaults, `einsum`/`m2f_init` (see MaskedTransformerDecoder).
+    """
+
+    output_names = ("masks", "logits")
+    output_axes = {"masks": {2: "mask_height", 3: "mask_width"}}  # besides the batch, masks follow the input size
+
+    def __init__(self, cfg: dict[str, Any], num_classes: int, pixel_decoder: nn.Module, **variant: Any) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.cls_sigmoid = bool(cfg["cls_sigmoid"])
+        self.pixel_decoder = pixel_decoder
+        predictor = MaskedTransformerDecoder(
+            in_channels=int(cfg["pixel_decoder_out_dim"]),
+            mask_dim=int(cfg["transformer_predictor_out_dim"]),
+            num_classes=num_classes,
+            hidden_dim=int(cfg["transformer_predictor_hidden_dim"]),
+            num_queries=int(cfg["num_queries"]),
+            heads=MASKFORMER_HEADS,
+            dim_feedforward=int(cfg["transformer_predictor_dim_feedforward"]),
+            dec_layers=int(cfg["transformer_predictor_dec_layers"]),
+            **variant,
+        )
+        self.head = Head(predictor, num_classes, float(cfg["criterion_eos_coef"]))
+        register_pixel_stats(self, cfg["pixel_mean"], cfg["pixel_std"])
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor] | dict[str, Any]:
+        mask_features, memory = self.pixel_decoder(normalize(images, self.pixel_mean, self.pixel_std))
+        return maskformer_outputs(self.head(memory, mask_features), self.training, self.cls_sigmoid)

@@ -17,6 +17,8 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from focoos.models.layers import MASKFORMER_DEFAULTS
+
 WEIGHTS = {"loss_ce": 2.0, "loss_mask": 5.0, "loss_dice": 5.0}
 DEFAULT_NUM_POINTS = 12544
 
@@ -143,17 +145,17 @@ class MaskFormerCriterion(nn.Module):
 
         `train_num_points` (ours) overrides `criterion_num_points`: fewer points make CPU training affordable.
         """
-        get = config.get
+        get = {**MASKFORMER_DEFAULTS, **config}.get
         return cls(
             num_classes,
             num_points=int(get("train_num_points", get("criterion_num_points", DEFAULT_NUM_POINTS))),
-            eos_coef=float(get("criterion_eos_coef", 0.1)),
+            eos_coef=float(get("criterion_eos_coef")),
             cost_class=float(get("matcher_cost_class", 2)), cost_mask=float(get("matcher_cost_mask", 5)),
             cost_dice=float(get("matcher_cost_dice", 5)),
             weights={"loss_ce": float(get("weight_dict_loss_ce", 2)),
                      "loss_mask": float(get("weight_dict_loss_mask", 5)),
                      "loss_dice": float(get("weight_dict_loss_dice", 5))},
-            cls_sigmoid=bool(get("cls_sigmoid", False)),
+            cls_sigmoid=bool(get("cls_sigmoid")),
             deep_supervision=bool(get("criterion_deep_supervision", True)),
         )  # fmt: skip
 

@@ -34,15 +34,23 @@ def _conv_list(in_planes: int, out_planes: int, block_num: int) -> nn.ModuleList
     return nn.ModuleList(convs)
 
 
-class CatBottleneck(nn.Module):
-    """Chain of convs whose outputs are concatenated; stride 2 downsamples after the first conv."""
+class _Bottleneck(nn.Module):
+    """STDC's chain of convs (`conv_list`); striding, a depthwise downsample (`avd_layer`) after the first."""
 
-    def __init__(self, in_planes: int, out_planes: int, block_num: int = 3, stride: int = 1) -> None:
+    def __init__(self, in_planes: int, out_planes: int, block_num: int, stride: int) -> None:
         super().__init__()
         self.stride = stride
         self.conv_list = _conv_list(in_planes, out_planes, block_num)
         if stride == 2:
             self.avd_layer = _depthwise_down(out_planes // 2)
+
+
+class CatBottleneck(_Bottleneck):
+    """Chain of convs whose outputs are concatenated; stride 2 downsamples after the first conv."""
+
+    def __init__(self, in_planes: int, out_planes: int, block_num: int = 3, stride: int = 1) -> None:
+        super().__init__(in_planes, out_planes, block_num, stride)
+        if stride == 2:
             self.skip = nn.AvgPool2d(kernel_size=3, stride=2, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -57,15 +65,12 @@ class CatBottleneck(nn.Module):
         return torch.cat([first, *outs], dim=1)
 
 
-class AddBottleneck(nn.Module):
+class AddBottleneck(_Bottleneck):
     """Like CatBottleneck, plus a residual connection (a depthwise + 1x1 projection when striding)."""
 
     def __init__(self, in_planes: int, out_planes: int, block_num: int = 3, stride: int = 1) -> None:
-        super().__init__()
-        self.stride = stride
-        self.conv_list = _conv_list(in_planes, out_planes, block_num)
+        super().__init__(in_planes, out_planes, block_num, stride)
         if stride == 2:
-            self.avd_layer = _depthwise_down(out_planes // 2)
             self.skip = nn.Sequential(
                 *_depthwise_down(in_planes),
                 nn.Conv2d(in_planes, out_planes, kernel_size=1, bias=False),

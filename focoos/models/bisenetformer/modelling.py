@@ -19,34 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
-from focoos.models.layers import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    MASKED,
-    ConvBNReLU,
-    Head,
-    MaskedTransformerDecoder,
-    maskformer_outputs,
-    normalize,
-    register_pixel_stats,
-    with_defaults,
-)
+from focoos.models.layers import MASKED, MASKFORMER_DEFAULTS, ConvBNReLU, MaskFormerNetwork, with_defaults
 
-# Focoos' BisenetFormerConfig defaults for the keys the network reads.
-DEFAULTS: dict[str, Any] = {
-    "num_queries": 100,
-    "pixel_mean": IMAGENET_MEAN,
-    "pixel_std": IMAGENET_STD,
-    "pixel_decoder_out_dim": 256,
-    "pixel_decoder_feat_dim": 256,
-    "transformer_predictor_out_dim": 256,
-    "transformer_predictor_hidden_dim": 256,
-    "transformer_predictor_dec_layers": 6,
-    "transformer_predictor_dim_feedforward": 1024,
-    "cls_sigmoid": False,
-    "criterion_eos_coef": 0.1,
-}
-NUM_HEADS = 8  # fixed in Focoos, not a config key
+DEFAULTS: dict[str, Any] = dict(MASKFORMER_DEFAULTS)  # Focoos' BisenetFormerConfig: no keys of its own
 
 
 class AttentionRefinementModule(nn.Module):
@@ -131,41 +106,17 @@ def attention_bias(mask_logits: Tensor, size: torch.Size) -> Tensor:
     return (blocked.to(mask_logits.dtype) * MASKED).unsqueeze(1).detach()  # [B, 1, Q, HW], broadcast over heads
 
 
-class BisenetFormer(nn.Module):
+class BisenetFormer(MaskFormerNetwork):
     """images [B,3,H,W] raw RGB 0..255 -> eval: masks [B,Q,ceil(H/8),ceil(W/8)] (sigmoid, at the mask
     stride: upsample to the input size as Focoos does) and logits [B,Q,C] (softmax without the
     no-object class, or sigmoid with cls_sigmoid); training: raw pred_logits/pred_masks + aux_outputs."""
 
-    output_names = ("masks", "logits")
-    output_axes = {"masks": {2: "mask_height", 3: "mask_width"}}
-
     def __init__(self, config: dict, num_classes: int) -> None:
-        super().__init__()
         cfg = with_defaults(config, DEFAULTS, "bisenetformer")
-        self.num_classes = num_classes
-        self.cls_sigmoid = bool(cfg["cls_sigmoid"])
-        feat_dim, out_dim = int(cfg["pixel_decoder_feat_dim"]), int(cfg["pixel_decoder_out_dim"])
-        self.pixel_decoder = BiseNet(cfg["backbone_config"], feat_dim, out_dim)
-        predictor = MaskedTransformerDecoder(
-            in_channels=out_dim,
-            mask_dim=int(cfg["transformer_predictor_out_dim"]),
-            num_classes=num_classes,
-            hidden_dim=int(cfg["transformer_predictor_hidden_dim"]),
-            num_queries=int(cfg["num_queries"]),
-            heads=NUM_HEADS,
-            dim_feedforward=int(cfg["transformer_predictor_dim_feedforward"]),
-            dec_layers=int(cfg["transformer_predictor_dec_layers"]),
-            levels=2,  # the stride-32 and stride-16 context maps
-            attention_bias=attention_bias,
-            einsum=True,
-            m2f_init=False,
-        )
-        self.head = Head(predictor, num_classes, float(cfg["criterion_eos_coef"]))
-        register_pixel_stats(self, cfg["pixel_mean"], cfg["pixel_std"])
-
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor] | dict[str, Any]:
-        mask_features, maps = self.pixel_decoder(normalize(images, self.pixel_mean, self.pixel_std))
-        return maskformer_outputs(self.head(maps, mask_features), self.training, self.cls_sigmoid)
+        decoder = BiseNet(cfg["backbone_config"], int(cfg["pixel_decoder_feat_dim"]), int(cfg["pixel_decoder_out_dim"]))
+        # the stride-32 and stride-16 context maps; BiSeNetFormer's mask product and init order
+        super().__init__(cfg, num_classes, decoder, levels=2, attention_bias=attention_bias, einsum=True,
+                         m2f_init=False)
 
 
 def build_model(config: dict, num_classes: int) -> BisenetFormer:

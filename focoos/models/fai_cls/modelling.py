@@ -13,13 +13,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
-from focoos.models.layers import IMAGENET_MEAN, IMAGENET_STD, normalize, register_pixel_stats, with_defaults
+from focoos.models.layers import PIXEL_STATS, normalize, register_pixel_stats, with_defaults
 
 # Focoos' ClassificationConfig defaults, for keys a config leaves out.
 DEFAULTS: dict[str, Any] = {
     "resolution": 224,
-    "pixel_mean": IMAGENET_MEAN,
-    "pixel_std": IMAGENET_STD,
+    **PIXEL_STATS,
     "hidden_dim": 512,
     "dropout_rate": 0.2,
     "features": "res5",

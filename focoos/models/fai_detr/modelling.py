@@ -20,9 +20,8 @@ from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
 from focoos.models.layers import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     MLP,
+    PIXEL_STATS,
     Conv2d,
     ConvNormLayer,
     Head,
@@ -34,8 +33,7 @@ from focoos.models.layers import (
 # Focoos' DETRConfig defaults, for keys a config leaves out.
 DEFAULTS: dict[str, Any] = {
     "num_queries": 300,
-    "pixel_mean": IMAGENET_MEAN,
-    "pixel_std": IMAGENET_STD,
+    **PIXEL_STATS,
     "pixel_decoder_out_dim": 256,
     "pixel_decoder_feat_dim": 256,
     "pixel_decoder_num_encoder_layers": 1,

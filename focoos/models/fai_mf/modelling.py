@@ -22,16 +22,12 @@ from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
 from focoos.models.layers import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     MASKED,
+    MASKFORMER_DEFAULTS,
+    MASKFORMER_HEADS,
     Attention,
     Conv2d,
-    Head,
-    MaskedTransformerDecoder,
-    maskformer_outputs,
-    normalize,
-    register_pixel_stats,
+    MaskFormerNetwork,
     sine_position,
     with_defaults,
     xavier_init,
@@ -39,23 +35,12 @@ from focoos.models.layers import (
 
 # Focoos' MaskFormerConfig defaults, for keys a config leaves out.
 DEFAULTS: dict[str, Any] = {
-    "num_queries": 100,
-    "pixel_mean": IMAGENET_MEAN,
-    "pixel_std": IMAGENET_STD,
-    "pixel_decoder_out_dim": 256,
-    "pixel_decoder_feat_dim": 256,
+    **MASKFORMER_DEFAULTS,
     "pixel_decoder_transformer_layers": 0,
     "pixel_decoder_transformer_dropout": 0.0,
     "pixel_decoder_transformer_nheads": 8,
     "pixel_decoder_transformer_dim_feedforward": 1024,
-    "transformer_predictor_out_dim": 256,
-    "transformer_predictor_hidden_dim": 256,
-    "transformer_predictor_dec_layers": 6,
-    "transformer_predictor_dim_feedforward": 1024,
-    "cls_sigmoid": False,
-    "criterion_eos_coef": 0.1,
 }
-DECODER_HEADS = 8  # fixed in Focoos' decoder
 NUM_SCALES = 3
 
 
@@ -162,38 +147,22 @@ def attention_bias(mask_logits: Tensor, size: torch.Size) -> Tensor:
     background = (resized.flatten(2) < 0).to(mask_logits.dtype)  # [B, Q, hw]
     some_foreground = (background.amin(-1, keepdim=True) < 0.5).to(mask_logits.dtype)
     bias = (background * some_foreground * MASKED).detach()
-    return bias.unsqueeze(1).expand(-1, DECODER_HEADS, -1, -1)  # [B, heads, Q, hw]
+    return bias.unsqueeze(1).expand(-1, MASKFORMER_HEADS, -1, -1)  # [B, heads, Q, hw]
 
 
-class FAIMaskFormer(nn.Module):
+class FAIMaskFormer(MaskFormerNetwork):
     """images [B,3,H,W] raw RGB 0..255 -> eval: (masks [B,Q,H/4,W/4] sigmoid, logits [B,Q,C] probabilities);
     training: {"pred_logits" [B,Q,C+1] raw, "pred_masks" [B,Q,H/4,W/4] raw, "aux_outputs": earlier layers}."""
 
-    output_names = ("masks", "logits")
-    output_axes = {"masks": {2: "mask_height", 3: "mask_width"}}  # besides the batch, masks follow the input size
-
     def __init__(self, config: dict[str, Any], num_classes: int) -> None:
-        super().__init__()
         cfg = with_defaults(config, DEFAULTS, "fai_mf")
-        self.cls_sigmoid = bool(cfg["cls_sigmoid"])
-        self.pixel_decoder = TransformerFPN(
+        decoder = TransformerFPN(
             build_backbone(cfg["backbone_config"]), int(cfg["pixel_decoder_feat_dim"]),
             int(cfg["pixel_decoder_out_dim"]), int(cfg["pixel_decoder_transformer_layers"]),
             float(cfg["pixel_decoder_transformer_dropout"]), int(cfg["pixel_decoder_transformer_nheads"]),
             int(cfg["pixel_decoder_transformer_dim_feedforward"]),
         )  # fmt: skip
-        predictor = MaskedTransformerDecoder(
-            int(cfg["pixel_decoder_out_dim"]), int(cfg["transformer_predictor_out_dim"]), num_classes,
-            int(cfg["transformer_predictor_hidden_dim"]), int(cfg["num_queries"]), DECODER_HEADS,
-            int(cfg["transformer_predictor_dim_feedforward"]), int(cfg["transformer_predictor_dec_layers"]),
-            levels=NUM_SCALES, attention_bias=attention_bias,
-        )  # fmt: skip
-        self.head = Head(predictor, num_classes, float(cfg["criterion_eos_coef"]))
-        register_pixel_stats(self, cfg["pixel_mean"], cfg["pixel_std"])
-
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor] | dict[str, Any]:
-        mask_features, memory = self.pixel_decoder(normalize(images, self.pixel_mean, self.pixel_std))
-        return maskformer_outputs(self.head(memory, mask_features), self.training, self.cls_sigmoid)
+        super().__init__(cfg, num_classes, decoder, levels=NUM_SCALES, attention_bias=attention_bias)
 
 
 def build_model(config: dict[str, Any], num_classes: int) -> FAIMaskFormer:
