@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--images", default=",".join(IMAGE_SIZES), help="subset of " + ",".join(IMAGE_SIZES))
     parser.add_argument("--max-batch-size", type=int, default=8, help="the ensemble's dynamic batching limit")
+    parser.add_argument("--network-instances", type=int, default=1, help="network step instances")
+    parser.add_argument("--network-threads", type=int, default=0, help="intra-op threads each (0: every core)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
@@ -102,7 +104,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-vs-fastapi-"))
     exported = model.export(RuntimeType.ONNX_CPU, out_dir=work / "export")
     RepositoryBuilder(work / "repository").add(model, runtime_type=RuntimeType.ONNX_CPU, name="ours",
-                                               target="embedded", max_batch_size=args.max_batch_size)
+                                               target="embedded", max_batch_size=args.max_batch_size,
+                                               network_instances=args.network_instances,
+                                               network_threads=args.network_threads)
     port = free_port()
     fastapi = start_fastapi(Path(exported.model_dir), port)
     rows = []
