@@ -20,11 +20,11 @@ import tempfile
 import time
 import urllib.request
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import httpx
-import numpy as np
 from focoos.builder import RepositoryBuilder, TritonServer
 from focoos.builder.server import free_port
 from focoos.client.bench import BenchResult, run_closed_loop, run_level
@@ -110,6 +110,7 @@ def main() -> None:
     port = free_port()
     fastapi = start_fastapi(Path(exported.model_dir), port)
     rows = []
+    print(HEADER)
     try:
         with TritonServer(work / "repository") as server:
             for image, payload in jpegs.items():
@@ -124,18 +125,18 @@ def main() -> None:
         fastapi.terminate()
         fastapi.wait(timeout=30)
     if args.json:
-        args.json.write_text(json.dumps([{"image": i, "concurrency": c, "ours": o.__dict__, "fastapi": f.__dict__}
+        args.json.write_text(json.dumps([{"image": i, "concurrency": c, "ours": asdict(o), "fastapi": asdict(f)}
                                          for i, c, o, f in rows], indent=2, default=float))
+
+
+HEADER = (f"{'image':<10} {'conc':>4} | {'ours rps':>8} {'p50':>7} {'p99':>7} | {'fastapi rps':>11} {'p50':>7} "
+          f"{'p99':>7} | {'rps x':>6} {'p50 x':>6} | errors")
 
 
 def print_row(image: str, concurrency: int, ours: BenchResult, theirs: BenchResult) -> None:
     def ratio(a: float, b: float) -> float:
         return a / b if b else float("nan")
 
-    if not getattr(print_row, "header", False):
-        print(f"{'image':<10} {'conc':>4} | {'ours rps':>8} {'p50':>7} {'p99':>7} | {'fastapi rps':>11} {'p50':>7} "
-              f"{'p99':>7} | {'rps x':>6} {'p50 x':>6} | errors")
-        print_row.header = True
     print(f"{image:<10} {concurrency:>4} | {ours.throughput_rps:>8.2f} {ours.p50_ms:>7.0f} {ours.p99_ms:>7.0f} | "
           f"{theirs.throughput_rps:>11.2f} {theirs.p50_ms:>7.0f} {theirs.p99_ms:>7.0f} | "
           f"{ratio(ours.throughput_rps, theirs.throughput_rps):>6.2f} {ratio(ours.p50_ms, theirs.p50_ms):>6.2f} | "
@@ -143,5 +144,4 @@ def print_row(image: str, concurrency: int, ours: BenchResult, theirs: BenchResu
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()
