@@ -13,8 +13,11 @@ _LAZY = {
     "RepositoryBuilder": ".repository",
     "RepositoryError": ".repository",
     "ServedModel": ".repository",
+    "ServerTLS": ".server",
     "TritonServer": ".server",
     "TritonServerError": ".server",
+    "roll_back": ".rollout",
+    "roll_out": ".rollout",
 }
 __all__ = sorted(_LAZY)
 

@@ -3,7 +3,8 @@
 Each served name becomes `<name>` (ensemble), `<name>_preprocess`, `<name>_model` and
 `<name>_postprocess`. Everything is built in a temporary folder inside the repository and moved
 into place with renames, network and python steps first and the ensemble last, so a server
-polling the repository never sees half a model. Adding a name again adds a version.
+polling the repository never sees half a model. Adding a name again adds a version; each version
+keeps a copy of the config it was built with (VERSION_CONFIG_FILE), so rolling back restores it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from focoos.processing.transport import PARAM_THRESHOLD, PARAM_TOP_K
 from .configs import (
     CONFIG_FILE,
     DEFAULT_ENGINE_CACHE,
+    DEFAULT_MAX_QUEUE_SIZE,
     TARGETS,
+    VERSION_CONFIG_FILE,
     StepNames,
     ensemble_config,
     model_versions,
@@ -94,6 +97,8 @@ class RepositoryBuilder:
         engine_cache_dir: str = DEFAULT_ENGINE_CACHE,
         network_threads: int = 0,
         reduced_decode: bool = True,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        queue_timeout_ms: int = 0,
     ) -> ServedModel:
         """Export the network and write the four models; returns what was written.
 
@@ -118,6 +123,9 @@ class RepositoryBuilder:
         top_k = model_top_k(info) if top_k is None else int(top_k)
         if top_k < 1:
             raise RepositoryError(f"top_k must be at least 1, got {top_k}")
+        if max_queue_size < 0 or queue_timeout_ms < 0:
+            raise RepositoryError(f"max_queue_size and queue_timeout_ms must be >= 0 (0: no limit), got "
+                                  f"{max_queue_size} and {queue_timeout_ms}")
         output_names = list(model.model.output_names)
         model_file = export_filename(runtime_type)  # model.pt (libtorch's default) or model.onnx
 
@@ -143,17 +151,19 @@ class RepositoryBuilder:
 
             configs = {
                 names.preprocess: preprocess_config(names, info, max_batch_size, preprocess_instances,
-                                                    reduced_decode),
+                                                    reduced_decode, max_queue_size, queue_timeout_ms),
                 names.network: network_config(names, info, runtime_type, target, output_names, model_file,
                                               max_batch_size, network_instances, engine_cache_dir,
-                                              network_threads),
+                                              network_threads, max_queue_size, queue_timeout_ms),
                 names.postprocess: postprocess_config(names, info, output_names, max_batch_size,
                                                       postprocess_instances, top_k, threshold),
                 names.ensemble: ensemble_config(names, info, runtime_type, output_names, max_batch_size, top_k,
                                                 self._metadata(info, runtime_type, target, top_k, threshold)),
             }
             for step, config in configs.items():
-                (staging / step / CONFIG_FILE).write_text(to_pbtxt(config))
+                text = to_pbtxt(config)
+                (staging / step / CONFIG_FILE).write_text(text)
+                (staging / step / version / VERSION_CONFIG_FILE).write_text(text)
             for step in configs:  # ensemble last: it only ever points at complete steps
                 self._move_into_place(staging / step, self.root / step, version)
         return self.get(names.ensemble)
@@ -204,6 +214,17 @@ class RepositoryBuilder:
 
     def list(self) -> list[ServedModel]:
         return [self.get(p.name) for p in self._ensembles()]
+
+    def prune(self, name: str, keep: int) -> list[int]:
+        """Delete all but the newest `keep` versions of a served model's four steps; returns what was deleted."""
+        if keep < 1:
+            raise RepositoryError(f"keep must be at least 1, got {keep}")
+        names = StepNames(self.get(name).name)
+        deleted = sorted({v for step in names.all for v in model_versions(self.root / step)[:-keep]})
+        for step in names.all:
+            for version in model_versions(self.root / step)[:-keep]:
+                shutil.rmtree(self.root / step / str(version))
+        return deleted
 
     def remove(self, name: str) -> None:
         """Delete a served model and its three steps."""

@@ -18,14 +18,19 @@ import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+from focoos.client.control import ADMIN_KEY_NAME, RESTRICTED_PROTOCOLS
+from focoos.client.tls import check_tls_files
 
 from focoos.errors import FocoosError
 
 from . import watchdog as watchdog_module
 from .watchdog import STOPPED, stop_group
 
-__all__ = ["TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
+__all__ = ["ServerTLS", "TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
+MODEL_CONTROL_MODES = ("none", "explicit")
 
 # Platforms name the backend that serves them; "ensemble" is part of the server core.
 _PLATFORM_BACKENDS = {
@@ -43,6 +48,29 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 class TritonServerError(FocoosError, RuntimeError):
     """tritonserver cannot be found, cannot serve the repository, or failed to start."""
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """gRPC TLS of the server (HTTP and metrics stay plain: keep them on loopback or a private network).
+
+    With `client_ca`, mutual TLS: the server only talks to clients whose certificate that CA signed.
+    """
+
+    certificate: str | Path
+    private_key: str | Path
+    client_ca: str | Path | None = None
+
+    def check(self) -> None:
+        """The files exist, the key matches the certificate, nothing is expired (a TLSError says which)."""
+        check_tls_files(self.client_ca, self.certificate, self.private_key, "server")
+
+    def flags(self) -> list[str]:
+        flags = ["--grpc-use-ssl=true", f"--grpc-server-cert={Path(self.certificate).expanduser().resolve()}",
+                 f"--grpc-server-key={Path(self.private_key).expanduser().resolve()}"]
+        if self.client_ca is not None:
+            flags += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={Path(self.client_ca).expanduser().resolve()}"]
+        return flags
 
 
 def free_port() -> int:
@@ -151,10 +179,24 @@ class TritonServer:
         binary: str | Path | None = None,
         startup_timeout_s: float = 120.0,
         log_verbose: int = 0,
+        tls: ServerTLS | None = None,
+        model_control: str = "none",
+        admin_key: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
+        """host: the address every endpoint binds (loopback unless told otherwise). tls: gRPC TLS or mutual TLS.
+        model_control: 'explicit' loads every model at start and then only on load/unload calls
+        (`focoos.client.control.ModelControl`, `focoos swap`). admin_key: model-control and shared-memory
+        calls need it (Triton's restricted protocols, gRPC and HTTP)."""
+        if model_control not in MODEL_CONTROL_MODES:
+            raise TritonServerError(f"model_control must be one of {MODEL_CONTROL_MODES}, got {model_control!r}")
+        if tls is not None:
+            tls.check()
         self.repository = Path(repository).expanduser().resolve()
         self.host = host
+        self.tls = tls
+        self.model_control = model_control
+        self._admin_key = admin_key
         self.startup_timeout_s = startup_timeout_s
         self.log_verbose = log_verbose
         self.extra_args = list(extra_args)
@@ -248,6 +290,13 @@ class TritonServer:
         for flag in ("--grpc-address", "--http-address", "--metrics-address"):
             if flag in help_text.stdout + help_text.stderr:  # older servers lack some address flags
                 command.append(f"{flag}={self.host}")
+        if self.tls is not None:
+            command += self.tls.flags()
+        if self.model_control == "explicit":
+            command += ["--model-control-mode=explicit", "--load-model=*"]
+        if self._admin_key:
+            restricted = f"{','.join(RESTRICTED_PROTOCOLS)}:{ADMIN_KEY_NAME}={self._admin_key}"
+            command += [f"--grpc-restricted-protocol={restricted}", f"--http-restricted-api={restricted}"]
         return command + self.extra_args
 
     def start(self) -> TritonServer:

@@ -5,8 +5,10 @@ from .errors import (
     DeadlineExceeded,
     InvalidInput,
     ModelNotFound,
+    PermissionDenied,
     ServerBusy,
     ServerUnavailable,
+    TLSError,
     TritonClientError,
 )
 from .model import TritonInferModel
@@ -19,9 +21,11 @@ __all__ = [
     "DeadlineExceeded",
     "InvalidInput",
     "ModelNotFound",
+    "PermissionDenied",
     "ServedModelInfo",
     "ServerBusy",
     "ServerUnavailable",
+    "TLSError",
     "TritonClientError",
     "TritonInferModel",
 ]

@@ -33,10 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from focoos.cli import add_client_tls_arguments, client_tls_fields
 from focoos.errors import FocoosError
 
 from .aio import AsyncTritonInferModel
 from .errors import TRANSIENT, InvalidInput, TritonClientError
+from .options import ClientOptions
 
 __all__ = [
     "BenchError",
@@ -49,6 +51,7 @@ __all__ = [
     "run_bench",
     "run_closed_loop",
     "run_level",
+    "run_open_loop",
     "to_json",
 ]
 
@@ -255,6 +258,54 @@ async def run_closed_loop(
     return _summarize(concurrency, window)
 
 
+@dataclass
+class OpenLoopResult:
+    """Calls sent at a fixed rate whatever the server does (its backlog cannot slow the sender): how many
+    succeeded or failed (by exception class), and latency percentiles of each outcome."""
+
+    rate_rps: float
+    sent: int
+    ok: int
+    error_kinds: dict[str, int]
+    latency_ms: dict[str, dict[str, float]]  # outcome -> {"p50", "p99", "max"}
+
+
+async def run_open_loop(
+    send: Callable[[bytes], Awaitable[object]], payloads: list[bytes], rate_rps: float, duration_s: float,
+) -> OpenLoopResult:
+    """Start one `send(payload)` every 1/rate_rps seconds for `duration_s`, then wait for all of them.
+
+    Overload shows only in an open loop: a closed loop waits for answers, so it never sends faster
+    than the server answers.
+    """
+    if not payloads or rate_rps <= 0 or duration_s <= 0:
+        raise BenchError(f"need payloads, rate > 0 and duration > 0; got {len(payloads)}, {rate_rps}, {duration_s}")
+    outcomes: dict[str, list[float]] = {}
+
+    async def one(payload: bytes) -> None:
+        start = time.perf_counter()
+        try:
+            await send(payload)
+            outcome = "ok"
+        except Exception as exc:  # noqa: BLE001 - counted, never raised
+            outcome = type(exc).__name__
+        outcomes.setdefault(outcome, []).append(time.perf_counter() - start)
+
+    count = max(1, round(rate_rps * duration_s))
+    begin, tasks = time.perf_counter(), []
+    for index in range(count):
+        await asyncio.sleep(max(0.0, begin + index / rate_rps - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(payloads[index % len(payloads)])))
+    await asyncio.gather(*tasks)
+    latency = {
+        outcome: {name: float(value) * 1000.0 for name, value in
+                  zip(("p50", "p99", "max"), [*np.percentile(values, [50, 99]), max(values)], strict=True)}
+        for outcome, values in sorted(outcomes.items())
+    }
+    errors = {k: len(v) for k, v in sorted(outcomes.items()) if k != "ok"}
+    return OpenLoopResult(rate_rps, count, len(outcomes.get("ok", [])), errors, latency)
+
+
 async def run_level(
     url: str,
     model_name: str,
@@ -265,12 +316,15 @@ async def run_level(
     warmup_s: float = 1.0,
     progress: ProgressCallback | None = None,
     metrics: BenchMetrics | None = None,
+    options: ClientOptions | None = None,
 ) -> BenchResult:
     """One closed-loop level against a served model; raises the client's typed error when it cannot be used.
 
-    Retries are off (max_retries=0): a retried call would hide the error and inflate the latency.
+    `options`: the channel's (TLS...). Retries are off (max_retries=0): a retried call would hide the
+    error and inflate the latency.
     """
-    async with AsyncTritonInferModel(url, model_name, max_retries=0) as model:
+    options = (options or ClientOptions()).model_copy(update={"max_retries": 0})
+    async with AsyncTritonInferModel(url, model_name, options=options) as model:
         await model.get_info()  # ModelNotFound / ServerUnavailable here: fail before any load is sent
 
         async def send(payload: bytes) -> object:
@@ -335,6 +389,7 @@ def run_bench(
     prometheus_port: int | None = None,
     show_progress: bool = True,
     warmup_s: float = 1.0,
+    options: ClientOptions | None = None,
 ) -> list[BenchResult]:
     """Run each concurrency level in turn, on the same images; returns one BenchResult per level.
 
@@ -352,7 +407,7 @@ def run_bench(
             progress, close = _tqdm_progress(concurrency, duration_s) if show_progress else (None, lambda: None)
             try:
                 results.append(await run_level(url, model_name, payloads, concurrency, duration_s, threshold,
-                                               warmup_s, progress, metrics))
+                                               warmup_s, progress, metrics, options))
             finally:
                 close()
         return results
@@ -434,6 +489,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prometheus-port", type=int, default=None,
                         help="serve live bench metrics on this port (needs prometheus-client)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_client_tls_arguments(parser)
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -444,7 +500,7 @@ def bench_command(args: argparse.Namespace) -> int:
         results = run_bench(
             args.url, args.model, payloads, concurrency, args.duration, threshold=args.threshold,
             prometheus_port=args.prometheus_port, show_progress=not args.no_progress,
-            warmup_s=getattr(args, "warmup", 1.0),
+            warmup_s=getattr(args, "warmup", 1.0), options=ClientOptions(**client_tls_fields(args)),
         )
     except (FocoosError, TritonClientError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

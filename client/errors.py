@@ -26,7 +26,16 @@ class ServerUnavailable(TritonClientError, ConnectionError):
 
 
 class ServerBusy(TritonClientError):
-    """RESOURCE_EXHAUSTED: the server or the channel refused the call for lack of resources (not retried)."""
+    """The server refused the call for lack of capacity: its queue is full (Triton answers UNAVAILABLE
+    "Exceeds maximum queue size"; the call never ran) or RESOURCE_EXHAUSTED. Back off and call again."""
+
+
+class TLSError(TritonClientError, ConnectionError):
+    """TLS failed: a certificate missing, unreadable, expired or not trusted by the other side."""
+
+
+class PermissionDenied(TritonClientError, PermissionError):
+    """The server restricts this API (model control, shared memory) to callers that send its key."""
 
 
 class DeadlineExceeded(TritonClientError, TimeoutError):
@@ -37,12 +46,30 @@ class DeadlineExceeded(TritonClientError, TimeoutError):
 TRANSIENT = (ServerUnavailable, ServerBusy)
 
 
-def from_triton_exception(exc: Exception, model_name: str) -> TritonClientError:
-    """Map a tritonclient InferenceServerException (or grpc error) to our typed error."""
+# What a server that refuses our client certificate (or our plaintext) says: it closes the socket.
+_SOCKET_CLOSED = "socket closed"
+_REFUSED_CLIENT_CERT = (
+    "the server closed the connection during the TLS handshake: it wants a client certificate it trusts "
+    "(mutual TLS) and got none, an expired one, or one its CA did not sign"
+)
+
+
+def from_triton_exception(exc: Exception, model_name: str, tls: bool = False) -> TritonClientError:
+    """Map a tritonclient InferenceServerException (or grpc error) to our typed error; `tls`: the channel uses TLS."""
     status = str(exc.status() if hasattr(exc, "status") and callable(exc.status) else "") or None
     message = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
     message = message or str(exc)
     code = (status or "").rsplit(".", 1)[-1]
+    lowered = message.lower()
+    if "handshake failed" in lowered:  # our side refused the server's certificate
+        return TLSError(f"TLS handshake failed, the server's certificate was refused: {message}", status)
+    if tls and _SOCKET_CLOSED in lowered and "failed to connect" in lowered:
+        return TLSError(f"{_REFUSED_CLIENT_CERT}: {message}", status)
+    if "exceeds maximum queue size" in lowered:
+        return ServerBusy(f"model '{model_name}' is at capacity (its queue is full), try again later: {message}",
+                          status)
+    if code == "PERMISSION_DENIED" or "protocol is restricted" in lowered:
+        return PermissionDenied(f"the server restricts this call to callers with its key: {message}", status)
     if "has no available versions" in message:  # unloading during shutdown or reload: transient
         return ServerUnavailable(f"model '{model_name}' is not loaded right now: {message}", status)
     if code == "NOT_FOUND" or "unknown model" in message or "is not found" in message:
@@ -53,6 +80,7 @@ def from_triton_exception(exc: Exception, model_name: str) -> TritonClientError:
         return DeadlineExceeded(f"call to '{model_name}' exceeded its deadline: {message}", status)
     if code == "RESOURCE_EXHAUSTED":
         return ServerBusy(message, status)
-    if code in ("UNAVAILABLE", "CANCELLED", "") or "failed to connect" in message.lower():
-        return ServerUnavailable(f"server unavailable: {message}", status)
+    if code in ("UNAVAILABLE", "CANCELLED", "") or "failed to connect" in lowered:
+        hint = " (if the server uses TLS, so must the client)" if _SOCKET_CLOSED in lowered else ""
+        return ServerUnavailable(f"server unavailable{hint}: {message}", status)
     return TritonClientError(message, status)

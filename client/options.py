@@ -8,6 +8,13 @@ gets the same answer; a model being unloaded also answers NOT_FOUND, which gRPC 
 model that does not exist), DEADLINE_EXCEEDED (the deadline bounds every attempt together),
 RESOURCE_EXHAUSTED (in gRPC mostly a message over the size limit). Health probes are never retried:
 they answer now.
+
+Triton also answers UNAVAILABLE when a model's queue is full ("Exceeds maximum queue size") or a
+protocol is restricted, and gRPC cannot tell those apart by status. gRPC's retry throttling bounds
+what that costs: every failed attempt spends a token of 20, every success earns a tenth back, and
+below half the tokens the channel stops retrying. A restart seen by a few calls (each failing up to
+max_retries + 1 times) stays within it; an overloaded server gets no retry storm, and once ten
+attempts have failed its callers get `ServerBusy` at once.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ GRPC_SERVICE = "inference.GRPCInferenceService"
 GRPC_MAX_ATTEMPTS = 5  # gRPC clamps a retry policy's maxAttempts to 5 (and logs an error above it)
 RETRIED_METHODS = ("ModelInfer", "ModelConfig", "ModelMetadata", "RepositoryIndex", "ModelStatistics")
 RETRIED_STATUS_CODES = ("UNAVAILABLE",)
+RETRY_THROTTLING = {"maxTokens": 20, "tokenRatio": 0.1}  # gRPC's retry throttling, see the module docstring
 
 
 def _duration(seconds: float) -> str:
@@ -42,10 +50,11 @@ class ClientOptions(BaseModel):
                              description="attempts after the first when the status is UNAVAILABLE")
     backoff_s: float = Field(DEFAULT_BACKOFF_S, gt=0,
                              description="first retry delay; doubles each retry (gRPC jitters it by ±20%)")
-    ssl: bool = False
-    root_certificates: str | None = None
-    private_key: str | None = None
-    certificate_chain: str | None = None
+    ssl: bool = Field(False, description="TLS; implied by any of the three files below")
+    root_certificates: str | None = Field(None, description="PEM CA bundle that signed the server's certificate "
+                                                            "(default: the system's)")
+    private_key: str | None = Field(None, description="PEM key of the client certificate (mutual TLS)")
+    certificate_chain: str | None = Field(None, description="PEM client certificate (mutual TLS)")
     keepalive_time_ms: int = 2**31 - 1
     keepalive_timeout_ms: int = 20_000
     keepalive_permit_without_calls: bool = False
@@ -65,7 +74,11 @@ class ClientOptions(BaseModel):
                 "backoffMultiplier": 2,
                 "retryableStatusCodes": list(RETRIED_STATUS_CODES),
             }
-        return json.dumps({"methodConfig": [method]})
+        return json.dumps({"methodConfig": [method], "retryThrottling": RETRY_THROTTLING})
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl or any((self.root_certificates, self.private_key, self.certificate_chain))
 
     def channel_args(self) -> list[tuple[str, int | bool | str]]:
         """All channel arguments at once: tritonclient replaces its defaults when any are passed."""
@@ -83,7 +96,7 @@ class ClientOptions(BaseModel):
 
     def client_kwargs(self) -> dict:
         return {
-            "ssl": self.ssl,
+            "ssl": self.tls,
             "root_certificates": self.root_certificates,
             "private_key": self.private_key,
             "certificate_chain": self.certificate_chain,

@@ -14,6 +14,26 @@ from focoos.ports import DatasetLayout, DatasetSplitType, RuntimeType
 from focoos.settings import predictions_dir
 
 DEMO_MODEL = "fai-detr-n-digits"  # the bundled detector trained here (scripts/train_bundled_digits.py)
+ADMIN_KEY_ENV = "FOCOOS_ADMIN_KEY"  # the server's admin key, read from the environment (not from argv: ps shows it)
+
+
+def add_client_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tls-ca/--tls-cert/--tls-key of the commands that call a server (predict, bench, swap)."""
+    parser.add_argument("--tls-ca", default=None, metavar="PEM", help="CA that signed the server's certificate (TLS)")
+    parser.add_argument("--tls-cert", default=None, metavar="PEM", help="client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", default=None, metavar="PEM", help="key of the client certificate (mutual TLS)")
+
+
+def client_tls_fields(args: argparse.Namespace) -> dict[str, str]:
+    """ClientOptions fields from those arguments (none given: a plaintext channel)."""
+    fields = {"root_certificates": args.tls_ca, "certificate_chain": args.tls_cert, "private_key": args.tls_key}
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _admin_key() -> str | None:
+    import os
+
+    return os.environ.get(ADMIN_KEY_ENV) or None
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -104,7 +124,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.url:
         from focoos.client import TritonInferModel
 
-        with TritonInferModel(args.url, model_name=args.model) as model:
+        with TritonInferModel(args.url, model_name=args.model, **client_tls_fields(args)) as model:
             det = model.infer(args.source, threshold=args.conf, annotate=annotate)
     else:
         model = _load(args)
@@ -214,10 +234,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1 if problems else 0
     if not args.model:
         raise FocoosError("focoos build needs --model (or --check)")
-    served = repo.add(
-        _load(args), runtime_type=RuntimeType(args.runtime), name=args.name, target=args.target,
-        max_batch_size=args.max_batch_size,
-    )
+    served = repo.add(_load(args), name=args.name, **_build_options(args))
     print(f"built {served.name} version {served.versions[-1]} ({served.runtime_type}, {served.target}) "
           f"in {args.repository}")
     if args.prebuild_engine:
@@ -228,14 +245,40 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_options(args: argparse.Namespace) -> dict:
+    """RepositoryBuilder.add's options from the arguments build and swap share."""
+    options = {"runtime_type": RuntimeType(args.runtime), "target": args.target, "max_batch_size": args.max_batch_size,
+               "max_queue_size": args.max_queue_size, "queue_timeout_ms": args.queue_timeout_ms}
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _cmd_swap(args: argparse.Namespace) -> int:
+    """Roll a new version out to a running server (explicit model control), or the newest one back."""
+    from focoos.builder import roll_back, roll_out
+    from focoos.client.control import ModelControl
+
+    with ModelControl(args.url, admin_key=_admin_key(), **client_tls_fields(args)) as control:
+        if args.rollback:
+            served = roll_back(args.repository, args.name, control)
+        elif args.model:
+            served = roll_out(args.repository, _load(args), control, name=args.name, keep=args.keep,
+                              **_build_options(args))
+        else:
+            raise FocoosError("focoos swap needs --model (roll out) or --rollback")
+        print(f"{served.name}: serving version {served.versions[-1]} (kept {served.versions}) on {args.url}")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from focoos.builder import TritonServer
+    from focoos.builder import ServerTLS, TritonServer
 
+    tls = ServerTLS(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert or args.tls_key else None
     with TritonServer(args.repository, grpc_port=args.grpc_port, http_port=args.http_port,
-                      metrics_port=args.metrics_port, host=args.host) as server:
+                      metrics_port=args.metrics_port, host=args.host, tls=tls, model_control=args.model_control,
+                      admin_key=_admin_key()) as server:
         print(f"serving {args.repository}: grpc {server.grpc_url}, http {server.http_url}, "
               f"metrics {server.metrics_url} (Ctrl-C stops)", flush=True)
         stop = threading.Event()
@@ -444,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-masks", action=argparse.BooleanOptionalAction, default=True, help="write mask PNGs")
     p.add_argument("--url", default=None, help="call this Triton gRPC server (host:port) instead of running locally")
     p.add_argument("--output", type=Path, default=None, help="also write the annotated image to this file")
+    add_client_tls_arguments(p)
     p.add_argument("--export-dir", type=Path, default=None)
     p.set_defaults(func=_cmd_predict)
 
@@ -466,15 +510,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-dir", type=Path, default=None)
     p.set_defaults(func=_cmd_benchmark)
 
+    def build_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", help="registry name, model folder or hub:// reference")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--im-size", type=_im_size, default=None)
+        p.add_argument("--runtime", choices=runtimes, default=RuntimeType.ONNX_TRT16.value)
+        p.add_argument("--repository", type=Path, default=Path("model_repository"))
+        p.add_argument("--target", choices=["gpu", "cpu", "embedded"], default="gpu")
+        p.add_argument("--max-batch-size", type=int, default=8)
+        p.add_argument("--max-queue-size", type=int, default=None, help="requests the network step queues "
+                       "before the server refuses more (0: unbounded; default: the builder's)")
+        p.add_argument("--queue-timeout-ms", type=int, default=None,
+                       help="refuse a request queued longer than this (0, the default: no limit)")
+
     p = sub.add_parser("build", help="build a model into a Triton model repository")
-    p.add_argument("--model", help="registry name, model folder or hub:// reference")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--im-size", type=_im_size, default=None)
-    p.add_argument("--runtime", choices=runtimes, default=RuntimeType.ONNX_TRT16.value)
-    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    build_arguments(p)
     p.add_argument("--name", default=None, help="served name (default: the model's name)")
-    p.add_argument("--target", choices=["gpu", "cpu", "embedded"], default="gpu")
-    p.add_argument("--max-batch-size", type=int, default=8)
     p.add_argument("--check", action="store_true", help="list and validate the repository instead")
     p.add_argument("--prebuild-engine", type=Path, default=None, metavar="CACHE_DIR",
                    help="ONNX_TRT16/32: build the TensorRT engine now into CACHE_DIR/<name> (GPU machine)")
@@ -486,7 +537,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--tls-cert", default=None, metavar="PEM", help="server certificate: gRPC over TLS")
+    p.add_argument("--tls-key", default=None, metavar="PEM", help="key of the server certificate")
+    p.add_argument("--tls-client-ca", default=None, metavar="PEM",
+                   help="mutual TLS: only clients with a certificate this CA signed may call")
+    p.add_argument("--model-control", choices=["none", "explicit"], default="none",
+                   help="explicit: models change only on load calls (focoos swap)")
+    # The admin key comes from $FOCOOS_ADMIN_KEY: with it, model control and shared memory need the key.
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("swap", help="roll a new version out to a running server, or roll the newest back")
+    build_arguments(p)
+    p.add_argument("--url", required=True, help="the server's gRPC address (host:port)")
+    p.add_argument("--name", required=True, help="served name")
+    p.add_argument("--rollback", action="store_true", help="retire the newest version instead")
+    p.add_argument("--keep", type=int, default=2, help="versions the repository keeps after a roll-out")
+    add_client_tls_arguments(p)
+    p.set_defaults(func=_cmd_swap)
 
     p = sub.add_parser("bench", add_help=False,
                        help="load a served model over gRPC at several concurrencies (p50/p90/p99, req/s)")

@@ -142,18 +142,20 @@ def http_root(tmp_path):
 def serve_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable]:
     """`serve_repository({name: (model, runtime_type)})`: build the models into one repository
     (embedded target: every step in the python backend) and start a real tritonserver on free
-    loopback ports; servers stop when the module's tests end."""
+    loopback ports; servers stop when the module's tests end. `server`: TritonServer's options
+    (tls, model_control, admin_key...); `build`: more RepositoryBuilder.add options."""
     from focoos.builder import RepositoryBuilder, TritonServer
 
     servers = []
 
-    def serve(models: dict, *, max_batch_size: int = 4):
+    def serve(models: dict, *, max_batch_size: int = 4, server: dict | None = None, build: dict | None = None):
         root = tmp_path_factory.mktemp("repository")
         builder = RepositoryBuilder(root)
         for name, (model, runtime_type) in models.items():
             builder.add(model, runtime_type=runtime_type, name=name, target="embedded",
-                        max_batch_size=max_batch_size, preprocess_instances=1, postprocess_instances=1)
-        servers.append(TritonServer(root))
+                        max_batch_size=max_batch_size, preprocess_instances=1, postprocess_instances=1,
+                        **(build or {}))
+        servers.append(TritonServer(root, **(server or {})))
         return servers[-1].start()
 
     try:

@@ -57,8 +57,16 @@ def _async_infer(url: str, image, **options) -> object:
 
 
 def _failures(client: TritonInferModel) -> int:
-    stats = client.statistics()["model_stats"][0]["inference_stats"]
-    return int(stats.get("fail", {}).get("count", 0))
+    """The ensemble's failure count once it has settled (the server may record a failure after answering)."""
+    def read() -> int:
+        stats = client.statistics()["model_stats"][0]["inference_stats"]
+        return int(stats.get("fail", {}).get("count", 0))
+
+    counts = [read()]
+    while len(counts) < 2 or counts[-1] != counts[-2]:
+        time.sleep(0.3)
+        counts.append(read())
+    return counts[-1]
 
 
 def test_the_retry_policy_is_in_the_channel_args():

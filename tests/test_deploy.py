@@ -20,6 +20,7 @@ No Docker engine or cluster is used: nothing here builds an image or applies a m
 
 from __future__ import annotations
 
+import argparse
 import ast
 import copy
 import importlib.metadata
@@ -32,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -46,6 +48,8 @@ from compose_spec import PyCompose
 from focoos.builder.configs import DEFAULT_ENGINE_CACHE
 from focoos.builder.repository import RepositoryBuilder
 from focoos.builder.server import TritonServer, free_port
+from focoos.client.bench import add_bench_arguments
+from focoos.client.control import ADMIN_KEY_NAME, ModelControl
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -59,8 +63,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CPU_OVERRIDE = DEPLOY / "compose" / "cpu.yml"
+TLS_OVERRIDE = DEPLOY / "compose" / "tls.yml"
+COMPOSE_ENV = {"FOCOOS_ADMIN_KEY": "compose-test-key"}  # the one variable compose requires
 K8S = DEPLOY / "k8s"
-OVERLAYS = ("gpu", "cpu", "gpu-object-store", "kserve")
+OVERLAYS = ("gpu", "cpu", "gpu-object-store", "kserve", "gpu-mtls")
+TLS_FLAGS = ("grpc-use-ssl-mutual", "grpc-server-cert", "grpc-server-key", "grpc-root-cert")
 KUBERNETES_VERSION = "1.30.0"  # bundled by kubernetes-validate (1.25 .. 1.37)
 CRD_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
@@ -174,7 +181,7 @@ def merge_compose(base: dict, override: dict) -> dict:
             merged[key] = copy.deepcopy(value.value)
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = merge_compose(merged[key], value)
-        elif isinstance(value, list) and key not in ("command", "entrypoint"):
+        elif isinstance(value, list) and key not in ("command", "entrypoint") and key in merged:
             raise NotImplementedError(f"merging the sequence {key!r} follows per-attribute rules not implemented here")
         else:
             merged[key] = copy.deepcopy(value)
@@ -189,13 +196,18 @@ def compose_schema() -> dict:
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    """The GPU stack as `docker compose config` would see it with no variables set (defaults apply)."""
-    return interpolate(load_compose(COMPOSE_FILE), {})
+    """The GPU stack as `docker compose config` would see it with only the admin key set (defaults apply)."""
+    return interpolate(load_compose(COMPOSE_FILE), COMPOSE_ENV)
 
 
 @pytest.fixture(scope="module")
 def compose_cpu() -> dict:
-    return interpolate(merge_compose(load_compose(COMPOSE_FILE), load_compose(CPU_OVERRIDE)), {})
+    return interpolate(merge_compose(load_compose(COMPOSE_FILE), load_compose(CPU_OVERRIDE)), COMPOSE_ENV)
+
+
+@pytest.fixture(scope="module")
+def compose_tls() -> dict:
+    return interpolate(merge_compose(load_compose(COMPOSE_FILE), load_compose(TLS_OVERRIDE)), COMPOSE_ENV)
 
 
 def _schema_errors(schema: dict, document: dict) -> list[str]:
@@ -203,18 +215,19 @@ def _schema_errors(schema: dict, document: dict) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
 
 
-def test_compose_files_match_the_compose_spec_schema(compose_schema, compose, compose_cpu):
+def test_compose_files_match_the_compose_spec_schema(compose_schema, compose, compose_cpu, compose_tls):
     assert compose_schema["title"] == "Compose Specification"
     raw = load_compose(COMPOSE_FILE)
-    for label, document in [("as written", raw), ("interpolated", compose), ("with the CPU override", compose_cpu)]:
+    for label, document in [("as written", raw), ("interpolated", compose), ("with the CPU override", compose_cpu),
+                            ("with the TLS override", compose_tls)]:
         assert _schema_errors(compose_schema, document) == [], label
     typo = copy.deepcopy(compose)
     typo["services"]["triton"]["shm_sise"] = "2gb"  # the schema is strict: a misspelt key is an error
     assert any("shm_sise" in error for error in _schema_errors(compose_schema, typo))
 
 
-def test_compose_files_parse_with_the_compose_spec_library(compose, compose_cpu):
-    for document in (compose, compose_cpu):
+def test_compose_files_parse_with_the_compose_spec_library(compose, compose_cpu, compose_tls):
+    for document in (compose, compose_cpu, compose_tls):
         parsed = PyCompose.from_yaml(yaml.safe_dump(document))
         parsed.validate()  # every named volume, network, config and secret a service uses is declared
         assert sorted(parsed.service_names()) == ["bench", "builder", "grafana", "prometheus", "triton"]
@@ -299,6 +312,32 @@ def test_compose_gpu_stack_is_wired_together(compose):
     assert bench["image"] == builder["image"] and bench["profiles"] == ["bench"]
     assert importlib.util.find_spec(bench["entrypoint"][-1]) is not None
     assert "--url=triton:8001" in bench["command"]
+
+
+def test_compose_restricts_model_control_to_the_admin_key_and_refuses_to_start_without_it(compose):
+    args = _triton_args(compose["services"]["triton"])
+    restricted = f"model-repository,shared-memory:{ADMIN_KEY_NAME}={COMPOSE_ENV['FOCOOS_ADMIN_KEY']}"
+    assert args["grpc-restricted-protocol"] == args["http-restricted-api"] == restricted
+    with pytest.raises(ValueError, match="FOCOOS_ADMIN_KEY"):
+        interpolate(load_compose(COMPOSE_FILE), {})
+
+
+def test_compose_tls_override_adds_mutual_tls_from_secrets_to_the_same_command(compose, compose_tls):
+    base, tls = compose["services"]["triton"]["command"], compose_tls["services"]["triton"]["command"]
+    assert tls[:len(base)] == base, "the override repeats the base command: keep them in step"
+    args = _triton_args(compose_tls["services"]["triton"])
+    assert sorted(a.removeprefix("--").split("=")[0] for a in tls[len(base):]) == sorted(TLS_FLAGS)
+    secrets = compose_tls["secrets"]
+    for flag, name in [("grpc-server-cert", "triton_server_cert"), ("grpc-server-key", "triton_server_key"),
+                       ("grpc-root-cert", "triton_client_ca")]:
+        assert args[flag] == f"/run/secrets/{name}" and name in compose_tls["services"]["triton"]["secrets"]
+        assert secrets[name]["file"].startswith("./tls/")
+    bench = compose_tls["services"]["bench"]["command"]
+    assert bench[:len(compose["services"]["bench"]["command"])] == compose["services"]["bench"]["command"]
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    parsed = parser.parse_args(bench)
+    assert parsed.tls_ca == "/run/secrets/triton_client_ca" and parsed.tls_cert and parsed.tls_key
 
 
 def test_compose_cpu_override_drops_the_gpu(compose_cpu):
@@ -575,14 +614,29 @@ def _gpu_metric_in_server_library(name: str) -> bool:
 
 @pytest.fixture(scope="module")
 def triton(entrypoint_repository, compose):
-    """The embedded tritonserver with the compose file's metrics flags, after a few inferences."""
+    """The embedded tritonserver with the compose file's metrics and restricted-API flags, after an inference."""
     from focoos.client import TritonInferModel
 
-    flags = [f"--{k}={v}" for k, v in _triton_args(compose["services"]["triton"]).items() if k.startswith("metrics-c")]
+    flags = [f"--{k}={v}" for k, v in _triton_args(compose["services"]["triton"]).items()
+             if k.startswith(("metrics-c", "grpc-restricted", "http-restricted"))]
     with TritonServer(entrypoint_repository, extra_args=flags) as server, \
             TritonInferModel(server.grpc_url, "det") as model:
         model.infer(make_scene())
         yield server, model
+
+
+def test_compose_restricted_flags_keep_model_control_to_the_key_on_a_real_server(triton):
+    from focoos.client import PermissionDenied
+
+    server, model = triton
+    with ModelControl(server.grpc_url) as anyone, pytest.raises(PermissionDenied):
+        anyone.index()
+    with ModelControl(server.grpc_url, admin_key=COMPOSE_ENV["FOCOOS_ADMIN_KEY"]) as admin:
+        assert "det" in admin.ready_models()
+    request = urllib.request.Request(f"{server.http_url}/v2/repository/index", method="POST")
+    with pytest.raises(urllib.error.HTTPError):  # HTTP too
+        _NO_PROXY.open(request, timeout=5)
+    assert model.infer(make_scene()) is not None  # inference stays open
 
 
 @pytest.fixture(scope="module")
@@ -808,7 +862,7 @@ def _check_custom_resource(doc: dict) -> None:
         raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("overlay", ["gpu", "cpu", "gpu-object-store"])
+@pytest.mark.parametrize("overlay", ["gpu", "cpu", "gpu-object-store", "gpu-mtls"])
 def test_triton_deployment_is_wired_for_production(rendered, overlay):
     docs = rendered[overlay]
     deployment = _objects(docs, "Deployment")["focoos-triton"]
@@ -863,7 +917,7 @@ def test_triton_deployment_is_wired_for_production(rendered, overlay):
         job_env = {e["name"]: e["value"] for e in builder["env"]}
         runtime = RuntimeType(job_env["FOCOOS_RUNTIME"])
         assert (runtime, job_env["FOCOOS_TARGET"]) == (
-            (RuntimeType.ONNX_TRT16, "gpu") if overlay == "gpu" else (RuntimeType.ONNX_CPU, "cpu"))
+            (RuntimeType.ONNX_TRT16, "gpu") if overlay.startswith("gpu") else (RuntimeType.ONNX_CPU, "cpu"))
         job_mounts = {m["name"]: m["mountPath"] for m in builder["volumeMounts"]}
         job_volumes = {v["name"]: v for v in _pod_spec(job)["volumes"]}
         assert job_mounts["models"] == job_env["FOCOOS_REPOSITORY"]
@@ -906,6 +960,36 @@ def test_triton_deployment_is_wired_for_production(rendered, overlay):
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert re.fullmatch(r"[\w./-]+:[\w.-]+", container["image"]) and not container["image"].endswith(
                 ":latest")
+
+
+def _server_container(docs: list[dict]) -> tuple[dict, dict]:
+    """(pod spec, Triton container) of the Deployment, or of KServe's ServingRuntime."""
+    runtimes = _objects(docs, "ServingRuntime")
+    if runtimes:
+        spec = runtimes["focoos-tritonserver"]["spec"]
+        return spec, spec["containers"][0]
+    spec = _pod_spec(_objects(docs, "Deployment")["focoos-triton"])
+    return spec, next(c for c in spec["containers"] if c["name"] == "triton")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_admin_key_and_mutual_tls_come_from_secrets(rendered, overlay):
+    spec, triton = _server_container(rendered[overlay])
+    args = dict(a.removeprefix("--").split("=", 1) for a in triton["args"] if a.startswith("--"))
+    restricted = f"model-repository,shared-memory:{ADMIN_KEY_NAME}=$(FOCOOS_ADMIN_KEY)"  # kubelet expands $(VAR)
+    assert args["grpc-restricted-protocol"] == args["http-restricted-api"] == restricted
+    env = {e["name"]: e for e in triton["env"]}
+    assert env["FOCOOS_ADMIN_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "focoos-triton-admin", "key": "admin-key"}
+    if overlay != "gpu-mtls":
+        assert not set(TLS_FLAGS) & set(args)
+        return
+    assert args["grpc-use-ssl-mutual"] == "true"
+    mounts = {m["name"]: m["mountPath"] for m in triton["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    secret = volumes["tls"]["secret"]
+    assert secret["secretName"] == "focoos-triton-tls" and secret["defaultMode"] == 0o440
+    for flag, key in [("grpc-server-cert", "tls.crt"), ("grpc-server-key", "tls.key"), ("grpc-root-cert", "ca.crt")]:
+        assert args[flag] == f"{mounts['tls']}/{key}"  # cert-manager's Secret layout
 
 
 def test_kserve_variant_serves_the_builder_pvc_with_our_runtime(rendered):

@@ -28,6 +28,7 @@ from focoos.builder.server import free_port
 from focoos.builder.watchdog import group_members, group_shm_regions
 
 import focoos
+from tests.tls_certs import make_pki
 
 pytestmark = pytest.mark.slow
 
@@ -155,9 +156,11 @@ def test_wheel_venv_serves_and_client_only_venv_calls(venvs: dict[str, Path], tm
     canvas = next(iter(digit_canvases(count=1).values()))
     cv2.imwrite(str(image), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+    pki = make_pki(tmp_path / "pki")  # gRPC over TLS: the installed serve, predict and bench take the cert options
     serve = subprocess.Popen(
         [str(server_venv / "bin/focoos"), "serve", "--repository", str(repository), "--grpc-port", str(grpc_port),
-         "--http-port", str(http_port), "--metrics-port", str(metrics_port)],
+         "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--tls-cert", str(pki.server.cert),
+         "--tls-key", str(pki.server.key)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(),
     )
     pid = None
@@ -172,7 +175,7 @@ def test_wheel_venv_serves_and_client_only_venv_calls(venvs: dict[str, Path], tm
 
         client = str(client_venv / "bin/focoos")
         run([client, "predict", "--url", url, "--model", MODEL, "--source", str(image), "--conf", "0.5",
-             "--output-dir", str(tmp_path / "predictions")], tmp_path, env=clean_env())
+             "--output-dir", str(tmp_path / "predictions"), "--tls-ca", str(pki.ca)], tmp_path, env=clean_env())
         served = json.loads((tmp_path / "predictions" / "digits_detections.json").read_text())["detections"]
         local = focoos.ModelManager.get(MODEL, device="cpu").infer(str(image), threshold=0.5).detections
         assert len(served) == len(local) > 0
@@ -184,7 +187,8 @@ def test_wheel_venv_serves_and_client_only_venv_calls(venvs: dict[str, Path], tm
         (tmp_path / "images").mkdir()
         shutil.copy(image, tmp_path / "images" / image.name)
         bench = run([client, "bench", "--url", url, "--model", MODEL, "--images", str(tmp_path / "images"),
-                     "--concurrency", "2", "--duration", "2", "--warmup", "0.5", "--json", "--no-progress"],
+                     "--concurrency", "2", "--duration", "2", "--warmup", "0.5", "--json", "--no-progress",
+                     "--tls-ca", str(pki.ca)],
                     tmp_path, env=clean_env())
         [level] = json.loads(bench)
         assert level["requests"] > 0 and level["errors"] == 0, level
