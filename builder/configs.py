@@ -23,6 +23,7 @@ from focoos.processing.transport import (
     CLASSES,
     IMAGE,
     IMAGE_SHAPE,
+    KEYPOINTS,
     MASK_TASKS,
     MASKS,
     NETWORK_INPUT,
@@ -60,7 +61,9 @@ TENSORRT_PARAMETER_KEYS = frozenset(
 )
 TARGETS = ("gpu", "cpu", "embedded")
 CONFIG_FILE = "config.pbtxt"
+VERSION_CONFIG_FILE = "focoos_config.pbtxt"  # each version's own copy of its config, for rollbacks
 DEFAULT_ENGINE_CACHE = "/engine_cache"
+DEFAULT_MAX_QUEUE_SIZE = 64  # requests the network step queues before the server refuses more
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def network_tensors(runtime_type: RuntimeType, output_names: list[str]) -> tuple
 
 def output_dims(info: ModelInfo, name: str) -> list[int]:
     """Per-item dims of a raw network output (batch excluded)."""
+    if info.task == Task.KEYPOINT:  # rows: the top candidates, as many as the export size has priors up to nms_topk
+        return {"boxes": [-1, 4], "scores": [-1, info.num_classes], "keypoints": [-1, -1, 3]}[name]
     if info.task != Task.DETECTION and info.task.value not in MASK_TASKS:  # classification
         return [info.num_classes]
     queries = num_queries(info.task.value, info.config)
@@ -120,6 +125,7 @@ def _ensemble_io(info: ModelInfo, top_k: int) -> tuple[list, list]:
         SCORES: (mc.TYPE_FP32, [top_k]),
         CLASSES: (mc.TYPE_INT32, [top_k]),
         MASKS: (mc.TYPE_STRING, [top_k]),
+        KEYPOINTS: (mc.TYPE_FP32, [top_k, -1, 3]),
     }
     return inputs, [_tensor(name, *specs[name]) for name in task_outputs(info.task.value)]
 
@@ -145,14 +151,26 @@ def python_instances(count: int) -> list[mc.ModelInstanceGroup]:
     return [mc.ModelInstanceGroup(kind=mc.ModelInstanceGroup.KIND_CPU, count=count)]
 
 
+def queue_policy(max_queue_size: int, queue_timeout_ms: int) -> mc.ModelQueuePolicy:
+    """Past `max_queue_size` queued requests, or `queue_timeout_ms` in the queue, a request is refused at once
+    (0: no limit): an overloaded server answers busy instead of letting every caller's latency grow."""
+    return mc.ModelQueuePolicy(max_queue_size=max_queue_size, timeout_action=mc.ModelQueuePolicy.REJECT,
+                               default_timeout_microseconds=queue_timeout_ms * 1000)
+
+
 def preprocess_config(
-    names: StepNames, info: ModelInfo, max_batch_size: int, instances: int, reduced_decode: bool = True
+    names: StepNames, info: ModelInfo, max_batch_size: int, instances: int, reduced_decode: bool = True,
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE, queue_timeout_ms: int = 0,
 ) -> mc.ModelConfig:
+    """The first step, so its queue limits refuse a call before any work is spent on it (no batching delay)."""
     inputs, _ = _ensemble_io(info, 1)
     height, width = info.input_hw
     outputs = [_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, [3, height, width]), _tensor(ORIGINAL_HW, mc.TYPE_INT32, [2])]
     parameters = {"input_hw": [height, width], PARAM_REDUCED_DECODE: reduced_decode}
-    return _python_step(names.preprocess, max_batch_size, inputs, outputs, instances, parameters)
+    config = _python_step(names.preprocess, max_batch_size, inputs, outputs, instances, parameters)
+    config.dynamic_batching.CopyFrom(
+        mc.ModelDynamicBatching(default_queue_policy=queue_policy(max_queue_size, queue_timeout_ms)))
+    return config
 
 
 def postprocess_config(
@@ -178,9 +196,12 @@ def network_config(
     instances: int,
     engine_cache_dir: str = DEFAULT_ENGINE_CACHE,
     threads: int = 0,
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+    queue_timeout_ms: int = 0,
 ) -> mc.ModelConfig:
     """The network step for the runtime; target 'embedded' runs the same file in a Python-backend model
-    (`threads` intra-op threads per instance, 0: the serving machine's cores)."""
+    (`threads` intra-op threads per instance, 0: the serving machine's cores). Its queue is where calls
+    wait when the network is the bottleneck, so it has the same queue limits as the first step."""
     height, width = info.input_hw
     input_name, outputs = network_tensors(runtime_type, output_names)
     config = _model(
@@ -191,6 +212,7 @@ def network_config(
         dynamic_batching=mc.ModelDynamicBatching(
             preferred_batch_size=sorted({b for b in (1, 2, 4, 8, max_batch_size) if b <= max_batch_size}),
             max_queue_delay_microseconds=500,
+            default_queue_policy=queue_policy(max_queue_size, queue_timeout_ms),
         ),
         model_warmup=[
             mc.ModelWarmup(

@@ -26,6 +26,7 @@ from focoos.processing.transport import (
     CLASSES,
     IMAGE,
     IMAGE_SHAPE,
+    KEYPOINTS,
     MASKS,
     NUM_DETECTIONS,
     PARAM_THRESHOLD,
@@ -39,6 +40,7 @@ from focoos.results import to_focoos_detections
 
 from .errors import InvalidInput, TritonClientError, from_triton_exception
 from .options import ClientOptions
+from .tls import check_tls_files
 
 URL_TIMEOUT_S = 30.0
 # Ensemble config parameters a client needs (the builder writes them all).
@@ -58,6 +60,7 @@ class ServedModelInfo:
     threshold: float
     source_model: str
     max_batch_size: int
+    skeleton: tuple = ()  # keypoint models: 1-based keypoint pairs that annotate joins
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ServedModelInfo:
@@ -67,6 +70,7 @@ class ServedModelInfo:
         if missing:
             raise InvalidInput(f"model '{config.get('name')}' is not a focoos ensemble: its config lacks "
                                f"{', '.join(missing)}")
+        model_config = json.loads(params.get("model_info", "{}")).get("config", {})
         return cls(
             name=config["name"],
             task=params["task"],
@@ -76,6 +80,7 @@ class ServedModelInfo:
             threshold=float(params[PARAM_THRESHOLD]),
             source_model=params.get("source_model", ""),
             max_batch_size=int(config.get("max_batch_size", 0)),
+            skeleton=tuple(tuple(pair) for pair in model_config.get("skeleton", [])),
         )
 
 
@@ -148,14 +153,15 @@ def parse_response(
     outputs = {name: result.as_numpy(name) for name in task_outputs(info.task)}
     arrays = unpad_detections(
         outputs[NUM_DETECTIONS], outputs.get(BOXES), outputs[SCORES], outputs[CLASSES],
-        with_boxes=BOXES in outputs, masks=outputs.get(MASKS),
+        with_boxes=BOXES in outputs, masks=outputs.get(MASKS), keypoints=outputs.get(KEYPOINTS),
     )  # fmt: skip
     detections = [to_focoos_detections(a, info.classes) for a in arrays]
     for det, arr, payload in zip(detections, arrays, payloads, strict=True):
         if annotate:
             pixels = payload if isinstance(payload, np.ndarray) else decode_image(payload)
             det.image = annotate_image(pixels, arr.boxes, arr.scores, arr.classes, info.classes, arr.masks,
-                                       draw_boxes=draws_boxes(info.task))
+                                       draw_boxes=draws_boxes(info.task), keypoints=arr.keypoints,
+                                       skeleton=list(info.skeleton))
         det.latency = latency
     return detections
 
@@ -172,7 +178,10 @@ def resolve_options(owner: str, options: ClientOptions | None, fields: dict[str,
     check_options(f"{owner}()", set(fields) - set(ClientOptions.model_fields), ["options", *ClientOptions.model_fields])
     if options is not None and fields:
         raise TypeError(f"{owner}() takes options= or ClientOptions fields as keywords, not both")
-    return options if options is not None else ClientOptions(**fields)
+    options = options if options is not None else ClientOptions(**fields)
+    if options.tls:  # now: gRPC reads the files only at the first call, and says little when they are wrong
+        check_tls_files(options.root_certificates, options.certificate_chain, options.private_key, "client")
+    return options
 
 
 def ready_models(index: dict) -> list[str]:
@@ -219,7 +228,7 @@ class ClientCore:
         return functools.partial(getattr(self._client, method), *args, client_timeout=timeout, **kwargs)
 
     def _error(self, exc: Exception) -> TritonClientError:
-        return from_triton_exception(exc, self.model_name)
+        return from_triton_exception(exc, self.model_name, tls=self.options.tls)
 
     def _config_rpc(self) -> Callable[[], Any]:
         return self._rpc("get_model_config", self.model_name, as_json=True)

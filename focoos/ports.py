@@ -408,7 +408,8 @@ class FocoosDet(BaseModel):
     """One detection: bbox is xyxy in pixels of the original image.
 
     `mask` (segmentation) is the binary mask cropped to the bbox, PNG-encoded, base64: decode it
-    with `focoos.processing.decode_mask` and place it at (bbox[0], bbox[1]).
+    with `focoos.processing.decode_mask` and place it at (bbox[0], bbox[1]). `keypoints` (keypoint
+    detection) is [[x, y, score], ...] per keypoint, x and y in whole pixels of the original image.
     """
 
     bbox: list[int] | None = None
@@ -503,6 +504,12 @@ class FocoosDetections(BaseModel):
     def class_id(self) -> np.ndarray:
         return np.asarray([d.cls_id for d in self.detections], dtype=np.int64)
 
+    @property
+    def keypoints(self) -> np.ndarray:
+        """[N, K, 3] float32 (x, y, score) of detections that carry keypoints."""
+        points = [d.keypoints for d in self.detections if d.keypoints is not None]
+        return np.asarray(points, dtype=np.float32) if points else np.zeros((0, 0, 3), dtype=np.float32)
+
     def masks(self, image_hw: tuple[int, int]) -> np.ndarray:
         """Full-size boolean masks [N, H, W] of detections that carry one (segmentation)."""
         from focoos.processing import decode_mask, paste_mask
@@ -530,6 +537,16 @@ class FocoosDetections(BaseModel):
             class_id=self.class_id,
             data={"class_name": np.asarray([d.label or "" for d in self.detections])},
         )
+
+    def to_supervision_keypoints(self, keypoints_threshold: float = 0.5) -> Any:
+        """Convert to `supervision.KeyPoints` (needs the `viz` extra), as Focoos does: keypoints scoring below
+        the threshold become (0, 0) with score 0, which supervision's annotators skip."""
+        import supervision as sv
+
+        points = self.keypoints.copy()
+        points[points[..., 2] < keypoints_threshold] = 0
+        class_id = np.asarray([d.cls_id for d in self.detections if d.keypoints is not None], dtype=int)
+        return sv.KeyPoints(points[..., :2], class_id, points[..., 2])  # positional: the score's keyword moved
 
     @classmethod
     def from_supervision(cls, detections: Any, classes: list[str] | None = None) -> FocoosDetections:

@@ -80,8 +80,8 @@ def test_resnet_freeze_norm_and_freeze_at() -> None:
 
 
 def test_unknown_backbone_and_bad_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="csp_darknet"):
-        build_backbone({"model_type": "csp_darknet", "size": "small"})
+    with pytest.raises(ValueError, match="mobilenet_v9"):
+        build_backbone({"model_type": "mobilenet_v9", "size": "small"})
     with pytest.raises(ValueError, match="size"):
         build_backbone({"model_type": "stdc", "size": "huge"})
     with pytest.raises(ValueError, match="depth"):

@@ -71,8 +71,8 @@ def test_hub_reference_says_what_is_missing():
         ModelManager.get("hub://abc123")
 
 
-def test_family_not_implemented_yet():
-    info = ModelInfo(name="pose", model_family="rtmo", task="keypoint", classes=["person"], im_size=64)
+def test_family_without_the_task_is_unsupported():
+    info = ModelInfo(name="pose", model_family="rtmo", task="detection", classes=["person"], im_size=64)
     with pytest.raises(UnsupportedFamilyError, match="rtmo"):
         ModelManager.get("pose", model_info=info)
 

@@ -190,7 +190,7 @@ def test_serving_defaults_come_from_the_transport_contract():
     assert default_top_k("classification", {}, 80) == 80  # every class
     assert num_queries("semseg", {}) == TASK_NUM_QUERIES["semseg"] and num_queries("detection", {"num_queries": 9}) == 9
     with pytest.raises(InvalidInputError, match="top_k"):
-        default_top_k("keypoint", {}, 3)
+        default_top_k("depth", {}, 3)
 
 
 def test_semantic_results_are_drawn_without_boxes(scene):

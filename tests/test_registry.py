@@ -14,7 +14,7 @@ from tests import focoos_reference as ref
 # Dataset token in the name -> number of classes (semantic digits add "background").
 CLASS_COUNTS = {"digits-sem": 11, "digits": 10, "coco": 80, "obj365": 365, "ade": 150}
 REGISTRY_NAMES = ModelRegistry.list_models()
-FOCOOS_NAMES = ref.supported(ref.MANIFEST_NAMES)  # Focoos' registry, RTMO aside (keypoints)
+FOCOOS_NAMES = ref.supported(ref.MANIFEST_NAMES)  # Focoos' registry
 
 
 def test_registry_lists_the_focoos_names():
@@ -34,6 +34,9 @@ def test_registry_entry_is_focoos_own_json(name):
 def test_registry_entry_is_valid_with_real_classes(name):
     info = ModelRegistry.get_model_info(name)
     assert info.name == name
+    if info.task == Task.KEYPOINT:  # COCO keypoints: people only
+        assert info.classes == ["person"] and info.config["num_classes"] == 1
+        return
     dataset = next(token for token in CLASS_COUNTS if f"-{token}" in name)
     assert info.num_classes == CLASS_COUNTS[dataset] == info.config["num_classes"]
     if dataset == "coco":

@@ -15,7 +15,7 @@ import torch
 
 from focoos.errors import FocoosError
 from focoos.models import build_network
-from focoos.ports import ArtifactName, ModelInfo, TrainerArgs
+from focoos.ports import ArtifactName, ModelInfo, Task, TrainerArgs
 from focoos.weights import load_weights
 
 from .evaluation import evaluate_model
@@ -26,13 +26,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger("focoos.training")
 
 
-def _adapt_to_dataset(model: FocoosModel, classes: list[str]) -> tuple[torch.nn.Module, ModelInfo]:
-    """A dataset with other classes gets a fresh head; every weight whose shape still fits is kept."""
-    if classes == model.classes:
+def _adapt_to_dataset(model: FocoosModel, data: Any) -> tuple[torch.nn.Module, ModelInfo]:
+    """A dataset with other classes (or keypoints) gets a fresh head; every weight whose shape still fits is kept."""
+    classes = list(data.classes)
+    overrides = {"num_classes": len(classes)} if classes != model.classes else {}
+    names = list(getattr(data, "keypoint_names", []))
+    if model.task == Task.KEYPOINT and names != list(model.config.get("keypoints") or []):
+        overrides.update(num_keypoints=len(names), keypoints=names, skeleton=data.skeleton)
+    if not overrides:
         return model.model, model.model_info
     info = ModelInfo.validated(f"{model.name} on the dataset's classes", **{
-        **model.model_info.model_dump(), "classes": classes,
-        "config": {**model.config, "num_classes": len(classes)},
+        **model.model_info.model_dump(), "classes": classes, "config": {**model.config, **overrides},
     })
     network = build_network(info)
     current, fresh = model.model.state_dict(), network.state_dict()
@@ -60,7 +64,7 @@ def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any 
     if args.seed < 0:  # Focoos: a negative seed means a random one; record it so the run can be repeated
         args = args.model_copy(update={"seed": random.SystemRandom().randrange(2**31)})
         logger.info("seed < 0: this run uses seed %d", args.seed)
-    network, info = _adapt_to_dataset(model, list(data_train.classes))
+    network, info = _adapt_to_dataset(model, data_train)
     if args.init_checkpoint:
         load_weights(network, Path(args.init_checkpoint))
     if hub is not None and not args.sync_to_hub:

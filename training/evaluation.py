@@ -1,6 +1,6 @@
 """Validation with the same numpy postprocessing as serving, during training and for `FocoosModel.eval`.
 
-Detection and instance segmentation are scored by pycocotools (bbox / segm AP), semantic
+Detection, instance segmentation and keypoints are scored by pycocotools (bbox / segm / OKS AP), semantic
 segmentation by a confusion matrix (mIoU), classification by top-k accuracy.
 """
 
@@ -33,6 +33,7 @@ PRIMARY_METRIC = {
     Task.INSTANCE_SEGMENTATION: "segm/AP",
     Task.SEMSEG: "sem_seg/mIoU",
     Task.CLASSIFICATION: "classification/top1",
+    Task.KEYPOINT: "keypoints/AP",
 }
 
 
@@ -46,7 +47,7 @@ def network_outputs(network: torch.nn.Module, images: list[np.ndarray], info: Mo
 
 
 def _coco_results(image_id: int, result: DetectionArrays, image_hw: tuple[int, int]) -> list[dict]:
-    """COCO result entries of one image: bbox always, the mask as compressed RLE when there is one."""
+    """COCO result entries of one image: bbox always, the mask as compressed RLE and the keypoints when there are."""
     from focoos.data import mask_to_rle
 
     entries = []
@@ -56,6 +57,8 @@ def _coco_results(image_id: int, result: DetectionArrays, image_hw: tuple[int, i
                  "score": float(score)}
         if result.masks is not None:
             entry["segmentation"] = mask_to_rle(paste_mask(decode_mask(result.masks[i]), box, image_hw))
+        if result.keypoints is not None:
+            entry["keypoints"] = result.keypoints[i].reshape(-1).tolist()  # (x, y, score) per keypoint
         entries.append(entry)
     return entries
 
@@ -66,6 +69,7 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[st
         classification_metrics,
         coco_detection_metrics,
         coco_instance_metrics,
+        coco_keypoint_metrics,
         confusion_matrix,
         semantic_metrics,
     )
@@ -103,6 +107,8 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[st
         return semantic_metrics(confusion)
     if info.task == Task.INSTANCE_SEGMENTATION:
         return coco_instance_metrics(dataset.coco_ground_truth(), predictions)
+    if info.task == Task.KEYPOINT:
+        return coco_keypoint_metrics(dataset.coco_ground_truth(), predictions)
     return coco_detection_metrics(dataset.coco_ground_truth(), predictions)
 
 
@@ -145,6 +151,10 @@ def evaluate_model(
     if len(data_test.classes) != model.model_info.num_classes:
         raise FocoosError(f"{model.name} has {model.model_info.num_classes} classes, the test data "
                           f"{len(data_test.classes)}: train it on this dataset first")
+    num_keypoints = len(getattr(data_test, "keypoint_names", []))
+    if model.task == Task.KEYPOINT and num_keypoints != model.model.num_keypoints:
+        raise FocoosError(f"{model.name} predicts {model.model.num_keypoints} keypoints, the test data has "
+                          f"{num_keypoints}: train it on this dataset first")
     if list(data_test.classes) != model.classes:
         logger.warning("the test data names its classes %s, the model %s: scoring by class index",
                        data_test.classes, model.classes)

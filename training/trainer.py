@@ -258,9 +258,8 @@ class Trainer:
     def _loader(self) -> Iterator:
         from focoos.data import collate_classification, collate_detection, collate_segmentation
 
-        collate = {Task.DETECTION: collate_detection, Task.CLASSIFICATION: collate_classification}.get(
-            self.info.task, collate_segmentation
-        )
+        collate = {Task.DETECTION: collate_detection, Task.KEYPOINT: collate_detection,
+                   Task.CLASSIFICATION: collate_classification}.get(self.info.task, collate_segmentation)
         batches = IterationBatches(len(self.data_train), self.args.batch_size, self.args.seed, self.iteration,
                                    self.rank, self.world)
         loader = DataLoader(self.data_train, batch_sampler=batches, collate_fn=collate,
@@ -272,6 +271,10 @@ class Trainer:
             outputs = self.model(images)
         if self.info.task == Task.CLASSIFICATION:
             return self.criterion(outputs.float(), targets.to(self.device))
+        if self.info.task == Task.KEYPOINT:  # pixel targets: the criterion assigns priors to objects itself
+            pixel_targets = [{k: t[k].to(self.device) for k in ("boxes", "labels", "keypoints")} for t in targets]
+            return self.criterion({k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()},
+                                  pixel_targets)
         if self.info.task == Task.DETECTION:
             normalised = self.criterion.normalise_targets(targets, tuple(images.shape[-2:]))
         else:  # segmentation: per-object (instance) or per-class (semantic) masks at the input size

@@ -143,10 +143,18 @@ class DatasetAugmentations(BaseModel):
         return compose(self.steps(train, mask_fill), with_boxes)
 
 
+# Per-object entries of a sample that must be dropped together with their boxes (masks are dropped by torchvision).
+PER_OBJECT_KEYS = ("labels", "keypoints", "keypoints_visible")
+
+
+def _per_object(sample: Any) -> tuple[Any, ...]:
+    return tuple(sample[key] for key in PER_OBJECT_KEYS if key in sample)
+
+
 def compose(steps: list[v2.Transform], with_boxes: bool) -> v2.Compose:
     """The steps, then (for box samples) boxes clamped to the image and those under a pixel dropped."""
     if with_boxes:
-        steps = [*steps, v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=1.0)]
+        steps = [*steps, v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_per_object)]
     return v2.Compose(steps)
 
 

@@ -36,7 +36,7 @@ SPLIT_FOLDERS: dict[DatasetSplitType, tuple[str, ...]] = {
 }
 COCO_ANNOTATION_FILES = ("_annotations.coco.json", "annotations.json")
 LAYOUT_TASKS: dict[DatasetLayout, tuple[Task, ...]] = {
-    DatasetLayout.ROBOFLOW_COCO: (Task.DETECTION, Task.INSTANCE_SEGMENTATION),
+    DatasetLayout.ROBOFLOW_COCO: (Task.DETECTION, Task.INSTANCE_SEGMENTATION, Task.KEYPOINT),
     DatasetLayout.ROBOFLOW_SEG: (Task.SEMSEG,),
     DatasetLayout.CLS_FOLDER: (Task.CLASSIFICATION,),
 }
@@ -108,16 +108,24 @@ class AutoDataset:
         split = split_type(split)
         folder = self.split_dir(split)
         if self.layout == DatasetLayout.ROBOFLOW_COCO:
-            require_masks = self.task == Task.INSTANCE_SEGMENTATION
-            annotations = read_coco_split(self._coco_json(folder), split.value, require_segmentation=require_masks)
+            annotations = read_coco_split(
+                self._coco_json(folder),
+                split.value,
+                require_segmentation=self.task == Task.INSTANCE_SEGMENTATION,
+                require_keypoints=self.task == Task.KEYPOINT,
+            )
         elif self.layout == DatasetLayout.ROBOFLOW_SEG:
             annotations = read_seg_mask_split(folder, split.value)
         else:
             self._check_cls_folder(folder)
             annotations = read_cls_folder_split(folder, split.value)
         self._check_same_classes(split, annotations.classes)
-        with_boxes = self.task in (Task.DETECTION, Task.INSTANCE_SEGMENTATION)
+        with_boxes = self.task in (Task.DETECTION, Task.INSTANCE_SEGMENTATION, Task.KEYPOINT)
         if isinstance(augs, DatasetAugmentations):
+            flips = augs.horizontal_flip or augs.vertical_flip
+            if self.task == Task.KEYPOINT and split == DatasetSplitType.TRAIN and flips:
+                # A mirror turns a left keypoint into a right one; Focoos' keypoint mapper refuses flips too.
+                raise DatasetError("keypoint datasets take no flips: set horizontal_flip and vertical_flip to 0")
             mask_fill = IGNORE_INDEX if self.task == Task.SEMSEG else 0
             transform = augs.build(train=split == DatasetSplitType.TRAIN, with_boxes=with_boxes, mask_fill=mask_fill)
             resolution = augs.resolution_hw
@@ -132,6 +140,8 @@ class AutoDataset:
             issues=dict(annotations.issues),
             pixel_values=annotations.pixel_values or None,
             resolution=resolution,
+            keypoint_names=annotations.keypoint_names,
+            skeleton=annotations.skeleton,
         )
 
     def _coco_json(self, folder: Path) -> Path:

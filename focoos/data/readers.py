@@ -54,6 +54,8 @@ class DetectionRecord:
     # One COCO segmentation per box (polygon list or RLE dict, as read; None where an annotation has
     # none), or None when the file holds no segmentation at all (a detection-only dataset).
     segmentations: list[Any] | None = None
+    # Keypoint datasets: [N, K, 3] float32 (x, y, v) in original pixels, COCO's v (0 unlabeled, 1 occluded, 2 visible).
+    keypoints: np.ndarray | None = None
 
 
 @dataclass
@@ -79,12 +81,16 @@ class SplitAnnotations:
     """What a reader returns: contiguous class names, records, and counts of repaired defects.
 
     `pixel_values` (semantic layouts only) is the mask pixel value of each class, in class order.
+    `keypoint_names` and `skeleton` (keypoint datasets only) come from the COCO categories: the
+    names of the K keypoints and the 1-based index pairs joined when drawing.
     """
 
     classes: list[str]
     records: list[DetectionRecord] | list[ClassificationRecord] | list[SemanticRecord]
     issues: Counter = field(default_factory=Counter)
     pixel_values: list[int] = field(default_factory=list)
+    keypoint_names: list[str] = field(default_factory=list)
+    skeleton: list[list[int]] = field(default_factory=list)
 
 
 def log_issues(split: str, issues: Counter) -> None:
@@ -216,11 +222,47 @@ def _segmentation(ann: dict[str, Any], where: str, height: int, width: int) -> A
     )
 
 
-def read_coco_split(json_path: Path, split: str, require_segmentation: bool = False) -> SplitAnnotations:
+def keypoint_schema(categories: list[dict[str, Any]], class_ids: list[int], path: Path) -> tuple[list[str], list]:
+    """(keypoint names, skeleton) of a COCO keypoint file: the `keypoints` and `skeleton` of its categories.
+
+    Every class that lists keypoints must list the same ones, since one network predicts one set.
+    """
+    by_id = {int(cat["id"]): cat for cat in categories}
+    listed = [by_id[i] for i in class_ids if by_id[i].get("keypoints")]
+    schemas = [(cat.get("keypoints"), cat.get("skeleton") or []) for cat in listed]
+    if not schemas:
+        raise DatasetError(f"{path}: no category lists its 'keypoints' names: a keypoint dataset needs them")
+    names, skeleton = schemas[0]
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise DatasetError(f"{path}: category 'keypoints' must be a list of names, got {names!r}")
+    if any(other != names for other, _ in schemas):
+        raise DatasetError(f"{path}: categories list different keypoints; one model predicts one set of keypoints")
+    pairs = skeleton if isinstance(skeleton, list) else None
+    if pairs is None or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(i, int) and 1 <= i <= len(names) for i in pair)
+        for pair in pairs
+    ):
+        raise DatasetError(f"{path}: 'skeleton' must be pairs of 1-based keypoint indices, got {str(skeleton)[:80]}")
+    return list(names), [list(pair) for pair in pairs]
+
+
+def _keypoints(ann: dict[str, Any], where: str, count: int) -> list[float]:
+    values = ann.get("keypoints")
+    if not isinstance(values, list) or len(values) != 3 * count or not all(map(_is_number, values)):
+        raise DatasetError(f"{where}: 'keypoints' must be {count} (x, y, v) triplets, got {str(values)[:80]}")
+    if any(v not in (0, 1, 2) for v in values[2::3]):
+        raise DatasetError(f"{where}: keypoint visibility must be 0, 1 or 2, got {values[2::3]}")
+    return values
+
+
+def read_coco_split(
+    json_path: Path, split: str, require_segmentation: bool = False, require_keypoints: bool = False
+) -> SplitAnnotations:
     """Parse and validate one COCO annotation file; image paths are resolved and checked up front.
 
     `require_segmentation` (instance segmentation) makes an annotation without a mask an error,
-    since its object could not be a training target.
+    since its object could not be a training target. `require_keypoints` (keypoint detection)
+    reads the keypoint names from the categories and needs every annotation's `keypoints`.
     """
     data = _read_json(json_path)
     images, categories = data.get("images"), data.get("categories")
@@ -236,6 +278,7 @@ def read_coco_split(json_path: Path, split: str, require_segmentation: bool = Fa
     class_of = coco_class_mapping(categories, used_ids, json_path)
     names = {int(cat["id"]): cat["name"] for cat in categories}
     classes = [names[cat_id] for cat_id in class_of]
+    keypoint_names, skeleton = keypoint_schema(categories, list(class_of), json_path) if require_keypoints else ([], [])
 
     entries: dict[int, tuple[Path, int, int]] = {}
     order: list[int] = []
@@ -260,7 +303,7 @@ def read_coco_split(json_path: Path, split: str, require_segmentation: bool = Fa
         raise DatasetError(f"{len(missing)} image file(s) listed in {json_path} are missing: {shown}")
 
     issues: Counter = Counter()
-    per_image: dict[int, list[tuple[list[float], int, float, bool, Any]]] = {image_id: [] for image_id in order}
+    per_image: dict[int, list[tuple[list[float], int, float, bool, Any, Any]]] = {image_id: [] for image_id in order}
     any_segmentation = False
     for index, ann in enumerate(annotations):
         ann_id = ann.get("id", f"#{index}") if isinstance(ann, dict) else f"#{index}"
@@ -280,6 +323,7 @@ def read_coco_split(json_path: Path, split: str, require_segmentation: bool = Fa
         if segmentation is None and require_segmentation:
             raise DatasetError(f"{where} has no 'segmentation': instance segmentation needs a mask for every object")
         any_segmentation = any_segmentation or segmentation is not None
+        keypoints = _keypoints(ann, where, len(keypoint_names)) if require_keypoints else None
         if w <= 0 or h <= 0:
             issues["zero_area"] += 1
             continue
@@ -294,7 +338,7 @@ def read_coco_split(json_path: Path, split: str, require_segmentation: bool = Fa
         issues["crowd"] += int(crowd)
         area = ann.get("area")
         area = float(area) if isinstance(area, int | float) and area > 0 and not clipped else (x1 - x0) * (y1 - y0)
-        per_image[image_id].append(([x0, y0, x1, y1], class_of[category_id], area, crowd, segmentation))
+        per_image[image_id].append(([x0, y0, x1, y1], class_of[category_id], area, crowd, segmentation, keypoints))
 
     records = []
     for image_id in order:
@@ -311,10 +355,15 @@ def read_coco_split(json_path: Path, split: str, require_segmentation: bool = Fa
                 areas=np.asarray([a[2] for a in anns], dtype=np.float64),
                 crowd=np.asarray([a[3] for a in anns], dtype=bool),
                 segmentations=[a[4] for a in anns] if any_segmentation else None,
+                keypoints=np.asarray([a[5] for a in anns], dtype=np.float32).reshape(len(anns), len(keypoint_names), 3)
+                if require_keypoints
+                else None,
             )
         )
     log_issues(split, issues)
-    return SplitAnnotations(classes=classes, records=records, issues=issues)
+    return SplitAnnotations(
+        classes=classes, records=records, issues=issues, keypoint_names=keypoint_names, skeleton=skeleton
+    )
 
 
 def class_folders(split_dir: Path) -> list[Path]:
@@ -430,6 +479,7 @@ __all__ = [
     "SemanticRecord",
     "SplitAnnotations",
     "coco_class_mapping",
+    "keypoint_schema",
     "log_issues",
     "read_cls_folder_split",
     "read_coco_split",

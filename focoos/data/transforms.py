@@ -171,7 +171,8 @@ class ColorAugSSD(v2.Transform):
         }
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if isinstance(inpt, tv_tensors.BoundingBoxes | tv_tensors.Mask) or not isinstance(inpt, torch.Tensor):
+        geometry = tv_tensors.BoundingBoxes | tv_tensors.Mask | tv_tensors.KeyPoints  # [N, K, 2] may look like RGB
+        if isinstance(inpt, geometry) or not isinstance(inpt, torch.Tensor):
             return inpt
         if inpt.ndim < 3 or inpt.shape[-3] != 3:
             return inpt  # not an RGB image (labels, ids)

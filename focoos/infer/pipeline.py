@@ -106,7 +106,8 @@ class InferencePipeline:
             for image, result, det in zip(loaded, results, detections, strict=True):
                 det.image = annotate_image(
                     image, result.boxes, result.scores, result.classes, self.info.classes, result.masks,
-                    draw_boxes=draws_boxes(self.info.task.value),
+                    draw_boxes=draws_boxes(self.info.task.value), keypoints=result.keypoints,
+                    skeleton=self.info.config.get("skeleton"),
                 )
             latency.annotate = seconds_since(start)
         for det in detections:

@@ -19,6 +19,7 @@ FAMILY_MODULES: dict[ModelFamily, str] = {
     ModelFamily.IMAGE_CLASSIFIER: "focoos.models.fai_cls.modelling",
     ModelFamily.MASKFORMER: "focoos.models.fai_mf.modelling",
     ModelFamily.BISENETFORMER: "focoos.models.bisenetformer.modelling",
+    ModelFamily.RTMO: "focoos.models.rtmo.modelling",
 }
 
 FAMILY_TASKS: dict[ModelFamily, set[Task]] = {
@@ -26,6 +27,7 @@ FAMILY_TASKS: dict[ModelFamily, set[Task]] = {
     ModelFamily.IMAGE_CLASSIFIER: {Task.CLASSIFICATION},
     ModelFamily.MASKFORMER: {Task.INSTANCE_SEGMENTATION, Task.SEMSEG},
     ModelFamily.BISENETFORMER: {Task.SEMSEG},
+    ModelFamily.RTMO: {Task.KEYPOINT},
 }
 
 

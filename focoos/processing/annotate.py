@@ -12,6 +12,7 @@ from .masks import decode_mask
 from .transport import draws_boxes
 
 MASK_ALPHA = 0.5
+KEYPOINT_THRESHOLD = 0.5  # Focoos draws a keypoint, and an edge to it, only from this score up
 
 
 def class_color(cls_id: int) -> tuple[int, int, int]:
@@ -29,13 +30,19 @@ def annotate_image(
     labels: list[str] | None = None,
     masks: list[bytes] | None = None,
     draw_boxes: bool = True,
+    keypoints: np.ndarray | None = None,
+    skeleton: list | None = None,
 ) -> np.ndarray:
     """Return a copy of the RGB image with the detections drawn; without boxes, a list of labels.
 
     Masks (PNG crops at their boxes) are blended in the class colour; semantic results pass
-    draw_boxes=False and get their label at the top-left of each region's box.
+    draw_boxes=False and get their label at the top-left of each region's box. Keypoints [N, K, 3]
+    (x, y, score) are drawn as dots joined by the skeleton's edges (1-based keypoint pairs, Focoos'
+    config `skeleton`), both only for keypoints scoring at least KEYPOINT_THRESHOLD.
     """
     canvas = image.copy()
+    if keypoints is not None:
+        _draw_keypoints(canvas, keypoints, classes, skeleton or [])
     for i, png in enumerate(masks or []):
         x1, y1 = int(round(float(boxes[i][0]))), int(round(float(boxes[i][1])))
         crop = decode_mask(png)
@@ -64,8 +71,25 @@ def annotate_image(
     return canvas
 
 
-def annotate_detections(image: Any, detections: Any, task: Any, classes: list[str] | None = None) -> np.ndarray:
-    """Focoos' `annotate_image(im, detections, task, classes)`: draw a FocoosDetections on an image.
+def _draw_keypoints(canvas: np.ndarray, keypoints: np.ndarray, classes: np.ndarray, skeleton: list) -> None:
+    radius = max(2, round(min(canvas.shape[:2]) / 160))
+    for person, cls_id in zip(keypoints, classes, strict=True):
+        color = class_color(int(cls_id))
+        shown = person[:, 2] >= KEYPOINT_THRESHOLD
+        points = [(int(round(float(x))), int(round(float(y)))) for x, y in person[:, :2]]
+        for a, b in skeleton:
+            if 1 <= a <= len(points) and 1 <= b <= len(points) and shown[a - 1] and shown[b - 1]:
+                cv2.line(canvas, points[a - 1], points[b - 1], color, max(1, radius // 2), cv2.LINE_AA)
+        for point, visible in zip(points, shown, strict=True):
+            if visible:
+                cv2.circle(canvas, point, radius, (255, 255, 255), -1, cv2.LINE_AA)
+                cv2.circle(canvas, point, radius, color, 1, cv2.LINE_AA)
+
+
+def annotate_detections(
+    image: Any, detections: Any, task: Any, classes: list[str] | None = None, keypoints_skeleton: list | None = None
+) -> np.ndarray:
+    """Focoos' `annotate_image(im, detections, task, classes, keypoints_skeleton)`: draw a FocoosDetections.
 
     `image` is anything `load_image` reads (path, numpy RGB, PIL, bytes); semantic results get no boxes.
     """
@@ -75,6 +99,7 @@ def annotate_detections(image: Any, detections: Any, task: Any, classes: list[st
     dets = list(detections.detections)
     boxes = np.asarray([d.bbox for d in dets if d.bbox is not None], dtype=np.float32).reshape(-1, 4)
     masks = [d.mask for d in dets if d.mask]
+    points = [d.keypoints for d in dets if d.keypoints is not None]
     return annotate_image(
         pixels,
         boxes if len(boxes) == len(dets) and dets else None,
@@ -83,4 +108,6 @@ def annotate_detections(image: Any, detections: Any, task: Any, classes: list[st
         classes,
         masks if len(masks) == len(dets) and masks else None,
         draw_boxes=draws_boxes(str(getattr(task, "value", task))),
+        keypoints=np.asarray(points, dtype=np.float32) if len(points) == len(dets) and points else None,
+        skeleton=keypoints_skeleton,
     )

@@ -10,19 +10,24 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .masks import encode_mask, mask_box
-from .transport import BOXES, CLASSES, MASKS, NUM_DETECTIONS, SCORES, TASK_TOP_K, task_outputs
+from .transport import BOXES, CLASSES, KEYPOINTS, MASKS, NUM_DETECTIONS, SCORES, TASK_TOP_K, task_outputs
 
 MASK_THRESHOLD = 0.5  # mask probability a pixel needs, when the config sets no mask_threshold
+# Focoos' RTMOConfig defaults: candidates must score above score_thr; NMS drops boxes over nms_thr IoU.
+KEYPOINT_SCORE_THR = 0.1
+KEYPOINT_NMS_THR = 0.65
 
 
 class DetectionArrays(NamedTuple):
     """Detections of one image: boxes [N, 4] xyxy pixels (None for classification), scores [N], classes [N],
-    and for segmentation the masks: PNG bytes of each binary mask cropped to its box (see masks.py)."""
+    for segmentation the masks: PNG bytes of each binary mask cropped to its box (see masks.py), and for
+    keypoints [N, K, 3]: x, y in pixels and the keypoint's visibility score."""
 
     boxes: np.ndarray | None
     scores: np.ndarray
     classes: np.ndarray
     masks: list[bytes] | None = None
+    keypoints: np.ndarray | None = None
 
 
 def validate_threshold(threshold: float) -> float:
@@ -95,6 +100,70 @@ def _class_nms(xyxy: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
                 continue
         kept.append(i)
     return np.asarray(kept, dtype=np.int64)
+
+
+def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy class-agnostic suppression of xyxy boxes sorted best first: a box goes when its
+    IoU with a kept box exceeds `iou` (torchvision's nms)."""
+    boxes = boxes.astype(np.float32)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+    overlap = inter / (area[:, None] + area[None, :] - inter) > iou  # [N, N]
+    suppressed = np.zeros(len(boxes), dtype=bool)
+    kept = []
+    for i in range(len(boxes)):
+        if not suppressed[i]:
+            kept.append(i)
+            suppressed |= overlap[i]
+    return np.asarray(kept, dtype=np.int64)
+
+
+def postprocess_keypoints(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    keypoints: np.ndarray,
+    original_hw: list[tuple[int, int]],
+    threshold: float = 0.5,
+    top_k: int = TASK_TOP_K["keypoint"],
+    *,
+    score_thr: float = KEYPOINT_SCORE_THR,
+    nms_thr: float = KEYPOINT_NMS_THR,
+) -> list[DetectionArrays]:
+    """RTMO outputs -> people per image, as Focoos' RTMO model and processor return them.
+
+    boxes [B, k, 4] xyxy and keypoints [B, k, K, 3] (x, y, visibility) normalised to the network input,
+    scores [B, k, C] class probabilities; rows are the network's top candidates, best first. A row's score
+    is its best class. Focoos keeps scores above score_thr, suppresses (NMS at nms_thr IoU, across classes),
+    then keeps scores above the call's threshold (0: score_thr). Both filters drop only lower scores, so
+    they run before the NMS here; at most top_k people, best first. Boxes are clipped to [0, max(h, w)] and
+    keypoints to the image, then truncated to whole pixels, as Focoos does.
+    """
+    threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
+    batch, rows = scores.shape[:2]
+    if boxes.shape != (batch, rows, 4) or keypoints.shape[:2] != (batch, rows) or len(original_hw) != batch:
+        raise InvalidInputError(
+            f"boxes {boxes.shape}, scores {scores.shape}, keypoints {keypoints.shape} and {len(original_hw)} "
+            "image sizes do not match"
+        )
+    floor = max(float(score_thr), threshold if threshold > 0 else float(score_thr))
+    results = []
+    for b, (height, width) in enumerate(original_hw):
+        best, cls = scores[b].max(-1).astype(np.float32), scores[b].argmax(-1).astype(np.int64)
+        order = np.argsort(-best, kind="stable")
+        order = order[best[order] > floor]
+        xyxy = boxes[b, order].astype(np.float32) * np.array([width, height, width, height], dtype=np.float32)
+        keep = nms(xyxy, nms_thr)[:top_k]
+        rows_kept = order[keep]
+        points = keypoints[b, rows_kept].astype(np.float32)
+        xy = points[..., :2] * np.array([width, height], dtype=np.float32)
+        xy = np.floor(np.clip(xy, 0, np.array([width, height], dtype=np.float32)))
+        results.append(DetectionArrays(
+            np.floor(np.clip(xyxy[keep], 0, max(height, width))), best[rows_kept], cls[rows_kept],
+            keypoints=np.concatenate([xy, points[..., 2:3]], -1),
+        ))  # fmt: skip
+    return results
 
 
 def postprocess_classification(
@@ -272,6 +341,8 @@ def postprocess_options(config: dict) -> dict:
         "use_mask_score": bool(config.get("use_mask_score", False)),
         "predict_all_pixels": bool(config.get("predict_all_pixels", False)),
         "nms_iou": None if config.get("nms_iou") is None else float(config["nms_iou"]),
+        "score_thr": float(config.get("score_thr", KEYPOINT_SCORE_THR)),
+        "nms_thr": float(config.get("nms_thr", KEYPOINT_NMS_THR)),
     }
 
 
@@ -286,12 +357,18 @@ def postprocess_task(
     use_mask_score: bool = False,
     predict_all_pixels: bool = False,
     nms_iou: float | None = None,
+    score_thr: float = KEYPOINT_SCORE_THR,
+    nms_thr: float = KEYPOINT_NMS_THR,
 ) -> list[DetectionArrays]:
     """The one dispatch from task name to postprocessing, used locally and in the Triton step.
 
     For segmentation, `use_mask_score` and `predict_all_pixels` are the model config's flags (Focoos'
     defaults: both off); predict_all_pixels picks postprocess_semantic, as in Focoos' processor.
+    For keypoints, `score_thr` and `nms_thr` are the config's (RTMO).
     """
+    if task == "keypoint":
+        return postprocess_keypoints(outputs["boxes"], outputs["scores"], outputs["keypoints"], original_hw,
+                                     threshold, top_k, score_thr=score_thr, nms_thr=nms_thr)
     if task == "detection":
         return postprocess_detr(outputs["boxes"], outputs["logits"], original_hw, threshold, top_k, nms_iou=nms_iou)
     if task == "classification":
@@ -333,12 +410,25 @@ def pad_detections(
     return num, boxes, scores, classes
 
 
+def pad_keypoints(results: list[DetectionArrays], top_k: int) -> np.ndarray:
+    """KEYPOINTS for Triton: float32 [B, K_top, num_keypoints, 3], zeros where a row has fewer detections."""
+    per_person = next((r.keypoints.shape[1:] for r in results if r.keypoints is not None), (0, 3))
+    out = np.zeros((len(results), top_k, *per_person), dtype=np.float32)
+    for b, res in enumerate(results):
+        if res.keypoints is not None:
+            n = min(len(res.keypoints), top_k)
+            out[b, :n] = res.keypoints[:n]
+    return out
+
+
 def pad_task_outputs(task: str, results: list[DetectionArrays], top_k: int) -> dict[str, np.ndarray]:
     """The postprocess step's output tensors for a task, in `task_outputs` order, padded to top_k."""
     num, boxes, scores, classes = pad_detections(results, top_k)
     padded = {NUM_DETECTIONS: num, BOXES: boxes, SCORES: scores, CLASSES: classes}
     if MASKS in task_outputs(task):
         padded[MASKS] = pad_masks(results, top_k)
+    if KEYPOINTS in task_outputs(task):
+        padded[KEYPOINTS] = pad_keypoints(results, top_k)
     return {name: padded[name] for name in task_outputs(task)}
 
 
@@ -349,8 +439,9 @@ def unpad_detections(
     classes: np.ndarray,
     with_boxes: bool = True,
     masks: np.ndarray | None = None,
+    keypoints: np.ndarray | None = None,
 ) -> list[DetectionArrays]:
-    """Inverse of pad_detections (and pad_masks when `masks` is given)."""
+    """Inverse of pad_detections (and pad_masks, pad_keypoints when `masks`, `keypoints` are given)."""
     out = []
     for b in range(num.shape[0]):
         n = int(num[b].reshape(-1)[0])
@@ -360,6 +451,7 @@ def unpad_detections(
                 scores[b, :n].astype(np.float32),
                 classes[b, :n].astype(np.int64),
                 None if masks is None else [bytes(m) for m in masks[b, :n]],
+                None if keypoints is None else keypoints[b, :n].astype(np.float32),
             )
         )
     return out

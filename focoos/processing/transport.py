@@ -25,9 +25,11 @@ BOXES = "BOXES"
 SCORES = "SCORES"
 CLASSES = "CLASSES"
 MASKS = "MASKS"  # BYTES [B, K]: PNG of each mask cropped to its box (see masks.py), b"" as padding
-# Which tasks return boxes and masks (classification returns neither).
-BOX_TASKS = ("detection", "instseg", "semseg")
+KEYPOINTS = "KEYPOINTS"  # FP32 [B, K, num_keypoints, 3]: x, y original pixels and visibility score, 0 as padding
+# Which tasks return boxes, masks and keypoints (classification returns none).
+BOX_TASKS = ("detection", "instseg", "semseg", "keypoint")
 MASK_TASKS = ("instseg", "semseg")
+KEYPOINT_TASKS = ("keypoint",)
 # Semantic maps have one region per class, often disjoint pieces: their boxes are not drawn.
 UNBOXED_DRAWING_TASKS = ("semseg",)
 
@@ -40,6 +42,7 @@ def task_outputs(task: str) -> tuple[str, ...]:
         SCORES,
         CLASSES,
         *((MASKS,) if task in MASK_TASKS else ()),
+        *((KEYPOINTS,) if task in KEYPOINT_TASKS else ()),
     )
 
 
@@ -55,7 +58,7 @@ PARAM_REDUCED_DECODE = "reduced_decode"
 # Detections kept per image when the model's config sets no top_k (classification keeps every class).
 # Local inference and the builder read default_top_k; the builder writes it into the ensemble's config,
 # so the postprocess step and the client use the server's value: a model answers alike everywhere.
-TASK_TOP_K = {"detection": 300, "instseg": 100, "semseg": 150}
+TASK_TOP_K = {"detection": 300, "instseg": 100, "semseg": 150, "keypoint": 100}
 # The families' query counts when the config sets no num_queries: the rows of the network's outputs.
 TASK_NUM_QUERIES = {"detection": 300, "instseg": 100, "semseg": 100}
 

@@ -20,4 +20,8 @@ def build_criterion(info: ModelInfo) -> nn.Module:
         from .maskformer import MaskFormerCriterion
 
         return MaskFormerCriterion.from_config(info.num_classes, info.config)
+    if info.model_family == ModelFamily.RTMO:
+        from .rtmo import RTMOCriterion
+
+        return RTMOCriterion.from_config(info.num_classes, info.config)
     raise NotImplementedError(f"no training loss for family {info.model_family.value}")

@@ -10,12 +10,13 @@ from typing import Any
 
 from torch import nn
 
+from focoos.models.backbones.csp_darknet import CSPDarknet
 from focoos.models.backbones.resnet import FrozenBatchNorm2d, ResNet
 from focoos.models.backbones.stdc import STDC
 
-BACKBONES: dict[str, type[nn.Module]] = {"stdc": STDC, "resnet": ResNet}
+BACKBONES: dict[str, type[nn.Module]] = {"stdc": STDC, "resnet": ResNet, "csp_darknet": CSPDarknet}
 
-__all__ = ["BACKBONES", "STDC", "FrozenBatchNorm2d", "ResNet", "build_backbone"]
+__all__ = ["BACKBONES", "CSPDarknet", "STDC", "FrozenBatchNorm2d", "ResNet", "build_backbone"]
 
 
 def build_backbone(backbone_config: dict[str, Any]) -> nn.Module:

@@ -1,0 +1,1 @@
+"""RTMO: one-stage multi-person keypoint detection (Focoos' `rtmo` family)."""
