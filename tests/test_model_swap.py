@@ -4,9 +4,13 @@ callers running and none failing; model control kept to callers with the admin k
 from __future__ import annotations
 
 import copy
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -80,7 +84,7 @@ class Callers:
             thread.join()
 
 
-def test_roll_out_and_back_under_load_fails_no_call(server, small_detr, other_weights, image_path):
+def test_roll_out_and_back_under_load_fails_no_call(server, small_detr, other_weights, image_path, tmp_path):
     old = _signature(small_detr.infer(str(image_path), threshold=0.0))
     new = _signature(other_weights.infer(str(image_path), threshold=0.0))
     assert old != new
@@ -98,12 +102,19 @@ def test_roll_out_and_back_under_load_fails_no_call(server, small_detr, other_we
         calls = len(load.answers)
     assert load.errors == [] and calls > 3 * CALLERS
 
-    with ModelControl(server.grpc_url, admin_key=ADMIN_KEY) as control:  # keep=1: only the new version stays
-        served = roll_out(root, other_weights, control, name="tiny", keep=1, **BUILD)
-        assert served.versions == [2] == control.ready_versions("tiny")
-        assert RepositoryBuilder(root).validate() == []
-        with TritonInferModel(server.grpc_url, "tiny") as client:
-            assert _signature(client.infer(str(image_path), threshold=0.0)) == new
+    # The command does the same from a model folder; --keep 1: only the new version stays.
+    other_weights.save(tmp_path / "new")
+    command = [str(Path(sys.executable).parent / "focoos"), "swap", "--url", url, "--repository", str(root),
+               "--name", "tiny", "--model", str(tmp_path / "new"), "--runtime", "onnx_cpu", "--target", "embedded",
+               "--max-batch-size", "4", "--keep", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "FOCOOS_ADMIN_KEY": ADMIN_KEY})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"tiny: serving version 2 (kept [2]) on {url}" in done.stdout
+    assert RepositoryBuilder(root).validate() == []
+    with ModelControl(url, admin_key=ADMIN_KEY) as control, TritonInferModel(url, "tiny") as client:
+        assert control.ready_versions("tiny") == [2]
+        assert _signature(client.infer(str(image_path), threshold=0.0)) == new
 
 
 def test_model_control_needs_the_admin_key(server, image_path):
