@@ -261,8 +261,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
         if args.rollback:
             served = roll_back(args.repository, args.name, control)
         elif args.model:
-            served = roll_out(args.repository, _load(args), control, name=args.name, keep=args.keep,
-                              **_build_options(args))
+            keep = {"keep": args.keep} if args.keep is not None else {}
+            served = roll_out(args.repository, _load(args), control, name=args.name, **keep, **_build_options(args))
         else:
             raise FocoosError("focoos swap needs --model (roll out) or --rollback")
         print(f"{served.name}: serving version {served.versions[-1]} (kept {served.versions}) on {args.url}")
@@ -551,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True, help="the server's gRPC address (host:port)")
     p.add_argument("--name", required=True, help="served name")
     p.add_argument("--rollback", action="store_true", help="retire the newest version instead")
-    p.add_argument("--keep", type=int, default=2, help="versions the repository keeps after a roll-out")
+    p.add_argument("--keep", type=int, default=None,
+                   help="versions the repository keeps after a roll-out (default: roll_out's, the newest two)")
     add_client_tls_arguments(p)
     p.set_defaults(func=_cmd_swap)
 
