@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -81,7 +82,7 @@ async def soak(url: str, name: str, good: list[bytes], duration_s: float, concur
     outcomes: Counter = Counter()
     untyped: list[str] = []
     start = time.monotonic()
-    counter = iter(range(10**12))
+    counter = itertools.count()
 
     async with AsyncTritonInferModel(url, name, inference_timeout_s=60) as client:
         async def worker() -> None:

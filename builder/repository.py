@@ -219,12 +219,12 @@ class RepositoryBuilder:
         """Delete all but the newest `keep` versions of a served model's four steps; returns what was deleted."""
         if keep < 1:
             raise RepositoryError(f"keep must be at least 1, got {keep}")
-        names = StepNames(self.get(name).name)
-        deleted = sorted({v for step in names.all for v in model_versions(self.root / step)[:-keep]})
-        for step in names.all:
+        deleted: set[int] = set()
+        for step in StepNames(self.get(name).name).all:
             for version in model_versions(self.root / step)[:-keep]:
                 shutil.rmtree(self.root / step / str(version))
-        return deleted
+                deleted.add(version)
+        return sorted(deleted)
 
     def remove(self, name: str) -> None:
         """Delete a served model and its three steps."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -31,8 +32,6 @@ def client_tls_fields(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _admin_key() -> str | None:
-    import os
-
     return os.environ.get(ADMIN_KEY_ENV) or None
 
 

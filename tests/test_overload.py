@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from focoos.builder import RepositoryBuilder
 from focoos.builder.configs import read_config
-from focoos.client import AsyncTritonInferModel, ClientOptions, TritonInferModel
+from focoos.client import AsyncTritonInferModel, TritonInferModel
 from focoos.client.bench import run_closed_loop, run_open_loop
 
 from focoos import ModelManager
@@ -39,7 +39,7 @@ def test_three_times_the_sustainable_rate_gets_bounded_latency_or_server_busy(se
     payload = image_path.read_bytes()
 
     async def measure():
-        async with AsyncTritonInferModel(server.grpc_url, "tiny", options=ClientOptions()) as client:
+        async with AsyncTritonInferModel(server.grpc_url, "tiny") as client:  # the default options
             async def send(data: bytes) -> object:
                 return await client.infer(data)
 

@@ -13,8 +13,6 @@ from focoos.client import AsyncTritonInferModel, ServerUnavailable, TLSError, Tr
 from focoos.ports import RuntimeType
 from tests.tls_certs import make_pki
 
-pytest.importorskip("cryptography")
-
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
@@ -58,14 +56,13 @@ def test_mutual_tls_sync_and_async_answer_as_local(mtls_server, pki, small_detr,
 @pytest.mark.parametrize(
     ("files", "says"),
     [
-        ({"root_certificates": "other_ca"}, "server's certificate was refused"),  # we do not trust the server
-        ({"certificate_chain": None, "private_key": None}, "wants a client certificate"),  # no client certificate
+        (lambda pki: {"root_certificates": str(pki.other_ca)}, "server's certificate was refused"),  # untrusted
+        (lambda pki: {"certificate_chain": None, "private_key": None}, "wants a client certificate"),  # none sent
     ],
     ids=["wrong-ca", "missing-client-cert"],
 )
 def test_handshake_failures_are_tls_errors_and_the_server_stays_up(mtls_server, pki, image_path, files, says):
-    files = {k: (str(pki.other_ca) if v == "other_ca" else v) for k, v in files.items()}
-    with _client(mtls_server, pki, **files) as client, pytest.raises(TLSError, match=says):
+    with _client(mtls_server, pki, **files(pki)) as client, pytest.raises(TLSError, match=says):
         client.infer(str(image_path))
     with _client(mtls_server, pki) as client:
         assert client.infer(str(image_path), threshold=0.0).detections
