@@ -13,7 +13,6 @@ from focoos.client import TritonInferModel
 from focoos import ModelManager, NoWeightsWarning, RuntimeType
 from focoos.processing import encode_image
 from focoos.processing.image import load_image
-from focoos.processing.transport import KEYPOINTS, task_outputs
 from tests import focoos_reference as ref
 from tests.parity import assert_same_detections
 from tests.test_focoos_checkpoints import write_focoos_folder
@@ -42,7 +41,6 @@ def test_local_people_carry_keypoints(local):
     for result in local:
         assert len(result.detections) >= 1
         assert all(len(d.keypoints) == 17 and all(len(p) == 3 for p in d.keypoints) for d in result.detections)
-    assert KEYPOINTS in task_outputs("keypoint")
 
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,8 @@ def test_oks_ap_is_100_for_the_ground_truth_and_lower_when_perturbed(val_split):
     further = coco_keypoint_metrics(ground_truth, _predictions(ground_truth, 3 * shift))
     assert further["keypoints/AP"] < perturbed["keypoints/AP"]
     assert coco_keypoint_metrics(ground_truth, [])["keypoints/AP"] == 0.0
+    no_objects = {**ground_truth, "annotations": []}  # a split without people still takes predictions
+    assert set(coco_keypoint_metrics(no_objects, _predictions(ground_truth))) == set(perfect)
     assert len(keypoint_sigmas(17)) == 17 and set(keypoint_sigmas(4)) == {0.05}
 
 

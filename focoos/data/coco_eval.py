@@ -104,9 +104,9 @@ def coco_keypoint_metrics(
     "keypoints" and "num_keypoints"). `sigmas` defaults to keypoint_sigmas(K). Empty predictions
     and undefined values as in coco_detection_metrics.
     """
-    annotations = ground_truth.get("annotations", [])
-    count = len(annotations[0]["keypoints"]) // 3 if annotations else len(sigmas or ())
-    sigmas = np.asarray(sigmas if sigmas is not None else keypoint_sigmas(count), dtype=np.float64)
+    if sigmas is None:  # the category lists the keypoints, even in a split without objects
+        sigmas = keypoint_sigmas(len(ground_truth["categories"][0]["keypoints"]))
+    sigmas = np.asarray(sigmas, dtype=np.float64)
     results = []
     for p in predictions:
         points = [float(v) for v in np.asarray(p["keypoints"], dtype=np.float64).reshape(-1)]

@@ -99,7 +99,7 @@ def annotate_detections(
     dets = list(detections.detections)
     boxes = np.asarray([d.bbox for d in dets if d.bbox is not None], dtype=np.float32).reshape(-1, 4)
     masks = [d.mask for d in dets if d.mask]
-    points = [d.keypoints for d in dets if d.keypoints is not None]
+    points = detections.keypoints
     return annotate_image(
         pixels,
         boxes if len(boxes) == len(dets) and dets else None,
@@ -108,6 +108,6 @@ def annotate_detections(
         classes,
         masks if len(masks) == len(dets) and masks else None,
         draw_boxes=draws_boxes(str(getattr(task, "value", task))),
-        keypoints=np.asarray(points, dtype=np.float32) if len(points) == len(dets) and points else None,
+        keypoints=points if len(points) == len(dets) and dets else None,
         skeleton=keypoints_skeleton,
     )

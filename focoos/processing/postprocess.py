@@ -88,29 +88,24 @@ def postprocess_detr(
 
 
 def _class_nms(xyxy: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy per-class suppression of boxes already sorted best first."""
-    area = np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
-    kept: list[int] = []
-    for i in range(len(xyxy)):
-        same = [j for j in kept if classes[j] == classes[i]]
-        if same:
-            lt, rb = np.maximum(xyxy[same, :2], xyxy[i, :2]), np.minimum(xyxy[same, 2:], xyxy[i, 2:])
-            inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-            if (inter / np.maximum(area[same] + area[i] - inter, 1e-9) > iou).any():
-                continue
-        kept.append(i)
-    return np.asarray(kept, dtype=np.int64)
+    """Indices kept by greedy per-class suppression of whole-pixel boxes already sorted best first: `nms` on
+    boxes shifted apart by class (torchvision's batched_nms), so boxes of two classes never overlap. Shifts
+    stay whole numbers far below 2**24, where float32 is exact."""
+    if not len(xyxy):
+        return np.zeros(0, dtype=np.int64)
+    shift = classes.astype(np.float32)[:, None] * (float(np.abs(xyxy).max()) + 1.0)
+    return nms(xyxy + shift, iou)
 
 
 def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
     """Indices kept by greedy class-agnostic suppression of xyxy boxes sorted best first: a box goes when its
-    IoU with a kept box exceeds `iou` (torchvision's nms)."""
+    IoU with a kept box exceeds `iou` (torchvision's nms). Degenerate boxes have area 0 and overlap nothing."""
     boxes = boxes.astype(np.float32)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
     lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
     rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    overlap = inter / (area[:, None] + area[None, :] - inter) > iou  # [N, N]
+    overlap = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9) > iou  # [N, N]
     suppressed = np.zeros(len(boxes), dtype=bool)
     kept = []
     for i in range(len(boxes)):
@@ -147,7 +142,7 @@ def postprocess_keypoints(
             f"boxes {boxes.shape}, scores {scores.shape}, keypoints {keypoints.shape} and {len(original_hw)} "
             "image sizes do not match"
         )
-    floor = max(float(score_thr), threshold if threshold > 0 else float(score_thr))
+    floor = max(float(score_thr), threshold)  # a threshold of 0 leaves score_thr
     results = []
     for b, (height, width) in enumerate(original_hw):
         best, cls = scores[b].max(-1).astype(np.float32), scores[b].argmax(-1).astype(np.int64)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torchvision.ops import box_iou
 
 from focoos.data.coco_eval import keypoint_sigmas
-from focoos.models.rtmo.modelling import BBOX_PADDING, bbox_xyxy_to_cs
+from focoos.models.rtmo.modelling import DEFAULTS, bbox_xyxy_to_cs
 
 # Focoos' loss weights (KeypointCriterion) and assigner settings (SimOTAAssigner as RTMOHead builds it).
 LOSS_WEIGHTS = {"loss_bbox": 5.0, "loss_vis": 1.0, "loss_mle": 1.0, "loss_oks": 30.0, "loss_cls": 1.0}
@@ -145,8 +145,9 @@ class RTMOCriterion(nn.Module):
 
     @classmethod
     def from_config(cls, num_classes: int, config: dict[str, Any]) -> RTMOCriterion:
-        return cls(num_classes, int(config.get("num_keypoints", 17)), float(config.get("overlaps_power", 0.5)),
-                   keypoint_centres=float(config.get("widen_factor", 0.5)) == 0.5)
+        cfg = {**DEFAULTS, **config}
+        return cls(num_classes, int(cfg["num_keypoints"]), float(cfg["overlaps_power"]),
+                   keypoint_centres=float(cfg["widen_factor"]) == 0.5)
 
     def _targets(self, outputs: dict[str, Any], targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
         """Assign every image, then concatenate its positives' targets ([F, ...]) and the score targets [B*P, C]."""
@@ -197,7 +198,7 @@ class RTMOCriterion(nn.Module):
         if mask.any():
             losses["loss_bbox"] = (1 - aligned_iou(boxes, t["boxes"]).clamp(min=1e-16).pow(2)).sum() / normaliser
             losses["loss_vis"] = F.binary_cross_entropy_with_logits(vis_logits, t["visible"])
-            cs = torch.cat(bbox_xyxy_to_cs(boxes, BBOX_PADDING), -1)
+            cs = torch.cat(bbox_xyxy_to_cs(boxes), -1)
             x_hms, y_hms, sigmas = self._dcc(outputs["dcc"], pose, cs, t["priors"][:, :2])
             target_x, target_y = outputs["dcc"].generate_target_heatmap(t["keypoints"], cs, sigmas, t["areas"])
             likelihood = (x_hms * target_x).sum(-1) * (y_hms * target_y).sum(-1)

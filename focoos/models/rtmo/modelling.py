@@ -517,7 +517,6 @@ class RTMO(nn.Module):
         cfg = with_defaults(config, DEFAULTS, "rtmo")
         if int(cfg["transformer_embed_dims"]) != int(cfg["hidden_dim"]):
             raise ValueError("rtmo: transformer_embed_dims must equal hidden_dim")
-        self.cfg = cfg
         self.num_classes = num_classes
         self.num_keypoints = int(cfg["num_keypoints"])
         self.backbone = build_backbone(cfg["backbone_config"])
