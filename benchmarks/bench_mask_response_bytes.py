@@ -46,7 +46,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoWeightsWarning)
         overrides = {"im_size": args.im_size} if args.im_size else {}
-        model = ModelManager.get(args.model, device="cpu", **overrides)
+        model = ModelManager.get(args.model, device="cpu", allow_random_weights=True, **overrides)
     image = test_image(args.model)
     packed, _ = pack_images([encode_image(image, ".jpg")])
     with tempfile.TemporaryDirectory() as tmp:

@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore", NoWeightsWarning)
 
-    model = ModelManager.get(args.model, im_size=args.size, device="cpu")
+    model = ModelManager.get(args.model, im_size=args.size, device="cpu", allow_random_weights=True)
     images = _images(8)
     jpegs = [encode_image(im) for im in images]
     with tempfile.TemporaryDirectory() as tmp:

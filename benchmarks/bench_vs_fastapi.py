@@ -100,7 +100,7 @@ def main() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoWeightsWarning)
-        model = ModelManager.get(args.model, im_size=args.size, device="cpu")
+        model = ModelManager.get(args.model, im_size=args.size, device="cpu", allow_random_weights=True)
     work = Path(tempfile.mkdtemp(prefix="bench-vs-fastapi-"))
     exported = model.export(RuntimeType.ONNX_CPU, out_dir=work / "export")
     RepositoryBuilder(work / "repository").add(model, runtime_type=RuntimeType.ONNX_CPU, name="ours",

@@ -189,7 +189,7 @@ def main() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoWeightsWarning)
-        model = ModelManager.get(args.model, im_size=args.im_size, device="cpu")
+        model = ModelManager.get(args.model, im_size=args.im_size, device="cpu", allow_random_weights=True)
     payloads = scenes(args.images)
     levels = [int(c) for c in args.concurrency.split(",")]
     runs: dict[int, list[tuple[BenchResult, float, dict[str, float], float]]] = {c: [] for c in levels}

@@ -14,6 +14,8 @@ _LAZY = {
     "RepositoryError": ".repository",
     "ServedModel": ".repository",
     "ServerTLS": ".server",
+    "SwapError": ".rollout",
+    "SwapLocked": ".rollout",
     "TritonServer": ".server",
     "TritonServerError": ".server",
     "roll_back": ".rollout",

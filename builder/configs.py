@@ -19,6 +19,7 @@ from focoos.ports import ModelInfo, RuntimeType, Task
 from focoos.processing.postprocess import postprocess_options
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 from focoos.processing.transport import (
+    ADMISSION,
     BOXES,
     CLASSES,
     IMAGE,
@@ -29,6 +30,8 @@ from focoos.processing.transport import (
     NETWORK_INPUT,
     NUM_DETECTIONS,
     ORIGINAL_HW,
+    PARAM_ADMISSION_MAX_LEASE_S,
+    PARAM_MAX_IN_FLIGHT,
     PARAM_REDUCED_DECODE,
     PARAM_THRESHOLD,
     PARAM_TOP_K,
@@ -59,11 +62,38 @@ TENSORRT_PARAMETER_KEYS = frozenset(
         "trt_cuda_graph_enable",
     }
 )
-TARGETS = ("gpu", "cpu", "embedded")
+# What each target can run. 'cpu' and 'embedded' run the network on CPU instances, so a GPU runtime there would
+# be a label for something that does not happen: it is refused. The first is the target's default.
+TARGET_RUNTIMES = {
+    "gpu": (RuntimeType.ONNX_TRT16, RuntimeType.ONNX_TRT32, RuntimeType.ONNX_CUDA32, RuntimeType.ONNX_CPU,
+            RuntimeType.TORCHSCRIPT_32),
+    "cpu": (RuntimeType.ONNX_CPU, RuntimeType.TORCHSCRIPT_32),
+    "embedded": (RuntimeType.ONNX_CPU, RuntimeType.TORCHSCRIPT_32),
+}
+TARGETS = tuple(TARGET_RUNTIMES)
 CONFIG_FILE = "config.pbtxt"
 VERSION_CONFIG_FILE = "focoos_config.pbtxt"  # each version's own copy of its config, for rollbacks
 DEFAULT_ENGINE_CACHE = "/engine_cache"
 DEFAULT_MAX_QUEUE_SIZE = 64  # requests the network step queues before the server refuses more
+DEFAULT_ADMISSION_MAX_LEASE_S = 30.0  # the longest a request that never reaches the postprocess step holds a slot
+
+
+def default_max_in_flight(max_batch_size: int, network_instances: int, python_instances: int) -> int:
+    """Requests admitted into an ensemble at once: two full batches per network instance (one running, one
+    queued behind it) and one per preprocess/postprocess instance. Enough to keep the network busy; past it,
+    an admitted request would only wait longer, so the preprocess step refuses it before decoding."""
+    return 2 * max_batch_size * network_instances + python_instances
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Admission control of one ensemble (see python_models/admission.py); max_in_flight 0: no limit."""
+
+    max_in_flight: int
+    max_lease_s: float = DEFAULT_ADMISSION_MAX_LEASE_S
+
+    def parameters(self) -> dict[str, object]:
+        return {PARAM_MAX_IN_FLIGHT: self.max_in_flight, PARAM_ADMISSION_MAX_LEASE_S: self.max_lease_s}
 
 
 @dataclass(frozen=True)
@@ -87,6 +117,23 @@ class StepNames:
     @property
     def all(self) -> tuple[str, str, str, str]:
         return self.ensemble, self.preprocess, self.network, self.postprocess
+
+
+def target_runtime(target: str, runtime_type: RuntimeType | str | None = None) -> RuntimeType:
+    """The runtime a build for `target` uses: `runtime_type`, or the target's default when None.
+
+    ValueError when the target cannot run it (the message uses the values both the API and the CLI take)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    runtimes = TARGET_RUNTIMES[target]
+    if runtime_type is None:
+        return runtimes[0]
+    runtime_type = RuntimeType(runtime_type)
+    if runtime_type not in runtimes:
+        where = {"embedded": " in the python backend on the CPU", "cpu": " on CPU instances"}.get(target, "")
+        raise ValueError(f"target {target} runs the network{where} with {', '.join(r.value for r in runtimes)}, "
+                         f"not {runtime_type.value}")
+    return runtime_type
 
 
 def network_tensors(runtime_type: RuntimeType, output_names: list[str]) -> tuple[str, list[str]]:
@@ -159,14 +206,15 @@ def queue_policy(max_queue_size: int, queue_timeout_ms: int) -> mc.ModelQueuePol
 
 
 def preprocess_config(
-    names: StepNames, info: ModelInfo, max_batch_size: int, instances: int, reduced_decode: bool = True,
-    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE, queue_timeout_ms: int = 0,
+    names: StepNames, info: ModelInfo, max_batch_size: int, instances: int, admission: Admission,
+    reduced_decode: bool = True, max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE, queue_timeout_ms: int = 0,
 ) -> mc.ModelConfig:
-    """The first step, so its queue limits refuse a call before any work is spent on it (no batching delay)."""
+    """The first step: its admission gate and queue limits refuse a call before any work is spent on it."""
     inputs, _ = _ensemble_io(info, 1)
     height, width = info.input_hw
-    outputs = [_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, [3, height, width]), _tensor(ORIGINAL_HW, mc.TYPE_INT32, [2])]
-    parameters = {"input_hw": [height, width], PARAM_REDUCED_DECODE: reduced_decode}
+    outputs = [_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, [3, height, width]), _tensor(ORIGINAL_HW, mc.TYPE_INT32, [2]),
+               _tensor(ADMISSION, mc.TYPE_INT64, [2])]
+    parameters = {"input_hw": [height, width], PARAM_REDUCED_DECODE: reduced_decode, **admission.parameters()}
     config = _python_step(names.preprocess, max_batch_size, inputs, outputs, instances, parameters)
     config.dynamic_batching.CopyFrom(
         mc.ModelDynamicBatching(default_queue_policy=queue_policy(max_queue_size, queue_timeout_ms)))
@@ -175,13 +223,15 @@ def preprocess_config(
 
 def postprocess_config(
     names: StepNames, info: ModelInfo, output_names: list[str], max_batch_size: int, instances: int, top_k: int,
-    threshold: float,
+    threshold: float, admission: Admission,
 ) -> mc.ModelConfig:
+    """The last step: it gives back the request's admission slot (optional input: a direct caller has none)."""
     _, outputs = _ensemble_io(info, top_k)
     inputs = [_tensor(n, mc.TYPE_FP32, output_dims(info, n)) for n in output_names]
     inputs.append(_tensor(ORIGINAL_HW, mc.TYPE_INT32, [2]))
+    inputs.append(_tensor(ADMISSION, mc.TYPE_INT64, [2], optional=True))
     parameters = {"task": info.task.value, PARAM_TOP_K: top_k, PARAM_THRESHOLD: threshold,
-                  "postprocess_options": postprocess_options(info.config)}
+                  "postprocess_options": postprocess_options(info.config), **admission.parameters()}
     return _python_step(names.postprocess, max_batch_size, inputs, outputs, instances, parameters)
 
 
@@ -219,7 +269,7 @@ def network_config(
                 name="random_sample",
                 batch_size=1,
                 inputs={input_name: mc.ModelWarmup.Input(data_type=NETWORK_INPUT_TYPE, dims=[3, height, width],
-                                                         random_data=True)},
+                                                         zero_data=True)},  # random FP32 bits hold NaN
             )
         ],
     )
@@ -279,7 +329,7 @@ def ensemble_config(
         mc.ModelEnsembling.Step(
             model_name=names.preprocess, model_version=-1,
             input_map={IMAGE: IMAGE, IMAGE_SHAPE: IMAGE_SHAPE},
-            output_map={NETWORK_INPUT: "preprocessed", ORIGINAL_HW: "original_hw"},
+            output_map={NETWORK_INPUT: "preprocessed", ORIGINAL_HW: "original_hw", ADMISSION: "admission"},
         ),
         mc.ModelEnsembling.Step(
             model_name=names.network, model_version=-1,
@@ -288,7 +338,7 @@ def ensemble_config(
         ),
         mc.ModelEnsembling.Step(
             model_name=names.postprocess, model_version=-1,
-            input_map={**{n: f"raw_{n}" for n in output_names}, ORIGINAL_HW: "original_hw"},
+            input_map={**{n: f"raw_{n}" for n in output_names}, ORIGINAL_HW: "original_hw", ADMISSION: "admission"},
             output_map={t["name"]: t["name"] for t in outputs},
         ),
     ]

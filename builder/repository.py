@@ -25,21 +25,27 @@ from focoos.processing.transport import PARAM_THRESHOLD, PARAM_TOP_K
 
 from .configs import (
     CONFIG_FILE,
+    DEFAULT_ADMISSION_MAX_LEASE_S,
     DEFAULT_ENGINE_CACHE,
     DEFAULT_MAX_QUEUE_SIZE,
-    TARGETS,
     VERSION_CONFIG_FILE,
+    Admission,
     StepNames,
+    default_max_in_flight,
     ensemble_config,
     model_versions,
     network_config,
+    parse_pbtxt,
     postprocess_config,
     preprocess_config,
     read_config,
+    target_runtime,
     to_pbtxt,
 )
 
 if TYPE_CHECKING:
+    from tritonclient.grpc import model_config_pb2 as mc
+
     from focoos.focoos_model import FocoosModel
 
 # Found through the imported packages, so a wheel install (site-packages) works as a checkout does.
@@ -61,12 +67,21 @@ class ServedModel:
     runtime_type: str
     target: str
     source_model: str
+    weights: str = "?"  # "loaded", or "random" where built with allow_random_weights
+
+
+def _serving_signature(config: mc.ModelConfig) -> tuple:
+    """What a version's files must match in the config.pbtxt that serves them: backend, model file, tensor names."""
+    model_file = config.parameters["model_file"].string_value if "model_file" in config.parameters else ""
+    return (config.backend or config.platform, config.default_model_filename, model_file,
+            [t.name for t in config.input], [t.name for t in config.output])
 
 
 def _copy_python_step(template: str, version_dir: Path) -> None:
     version_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(PYTHON_MODELS_DIR / template, version_dir / "model.py")
     shutil.copy(PYTHON_MODELS_DIR / "triton_step.py", version_dir / "focoos_triton_step.py")
+    shutil.copy(PYTHON_MODELS_DIR / "admission.py", version_dir / "focoos_admission.py")
     shutil.copytree(PROCESSING_DIR, version_dir / "focoos_processing", ignore=shutil.ignore_patterns("__pycache__"))
 
 
@@ -85,7 +100,7 @@ class RepositoryBuilder:
         self,
         model: FocoosModel,
         *,
-        runtime_type: RuntimeType = RuntimeType.ONNX_TRT16,
+        runtime_type: RuntimeType | str | None = None,
         name: str | None = None,
         target: str = "gpu",
         max_batch_size: int = 8,
@@ -99,9 +114,16 @@ class RepositoryBuilder:
         reduced_decode: bool = True,
         max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
         queue_timeout_ms: int = 0,
+        max_in_flight: int | None = None,
+        admission_max_lease_s: float = DEFAULT_ADMISSION_MAX_LEASE_S,
+        allow_random_weights: bool = False,
     ) -> ServedModel:
         """Export the network and write the four models; returns what was written.
 
+        runtime_type: how the network runs; None: the target's default (TARGET_RUNTIMES: onnx_trt16 on 'gpu',
+        onnx_cpu on 'cpu' and 'embedded'); a runtime the target cannot run is refused.
+        Older versions of the name that the new configs cannot serve (another backend, model file or task)
+        are removed once the new version is in place; the others stay for a roll-back.
         target: 'gpu' (onnxruntime/libtorch backends on GPU instances; ONNX_CPU stays on CPU), 'cpu'
         (same backends on CPU instances) or 'embedded' (the network runs in a Python-backend model,
         for servers that have only the python backend; `network_threads` sets its intra-op threads per
@@ -109,20 +131,35 @@ class RepositoryBuilder:
         reduced_decode: the preprocess step decodes a JPEG at least twice the input size at 1/2, 1/4 or
         1/8 scale (libjpeg's DCT scaling), still covering the input: big photos cost a fraction of a full
         decode; answers move slightly against a full decode (measured: tests/test_reduced_decode.py).
+        max_in_flight: requests admitted into the ensemble at once (None: `default_max_in_flight`, 0: no
+        limit); the preprocess step refuses the next one as busy before decoding it. A request that dies
+        between the steps (deadline, hang-up) holds its slot for four recent service times, at least 1 s and
+        at most `admission_max_lease_s`.
+        allow_random_weights: build a model whose weights could not be loaded (else RandomWeightsError); its
+        metadata then says `weights: random` and its info is marked untrained (FocoosModel.served_info).
         """
-        runtime_type = RuntimeType(runtime_type)
-        if target not in TARGETS:
-            raise RepositoryError(f"target must be one of {TARGETS}, got {target!r}")
+        if runtime_type == RuntimeType.ONNX_COREML:
+            raise RepositoryError("Triton has no CoreML backend: pick onnx_trt16, onnx_trt32, onnx_cuda32, onnx_cpu "
+                                  "or torchscript_32")
+        try:
+            runtime_type = target_runtime(target, runtime_type)
+        except ValueError as exc:
+            raise RepositoryError(str(exc)) from None
         if max_batch_size < 1:
             raise RepositoryError(f"max_batch_size must be at least 1, got {max_batch_size}")
-        if runtime_type == RuntimeType.ONNX_COREML:
-            raise RepositoryError("Triton has no CoreML backend: pick an ONNX_* GPU/CPU runtime or TORCHSCRIPT_32")
         threshold = validate_threshold(threshold)
-        info = model.model_info
+        info = model.served_info(allow_random_weights)
         names = StepNames(name or info.name)
         top_k = model_top_k(info) if top_k is None else int(top_k)
         if top_k < 1:
             raise RepositoryError(f"top_k must be at least 1, got {top_k}")
+        if max_in_flight is None:
+            max_in_flight = default_max_in_flight(max_batch_size, network_instances,
+                                                  preprocess_instances + postprocess_instances)
+        if max_in_flight < 0 or admission_max_lease_s <= 0:
+            raise RepositoryError(f"max_in_flight must be >= 0 (0: no limit) and admission_max_lease_s > 0, got "
+                                  f"{max_in_flight} and {admission_max_lease_s}")
+        admission = Admission(max_in_flight, admission_max_lease_s)
         if max_queue_size < 0 or queue_timeout_ms < 0:
             raise RepositoryError(f"max_queue_size and queue_timeout_ms must be >= 0 (0: no limit), got "
                                   f"{max_queue_size} and {queue_timeout_ms}")
@@ -150,13 +187,13 @@ class RepositoryBuilder:
             info.dump_json(staging / names.ensemble / version / INFO_FILE)
 
             configs = {
-                names.preprocess: preprocess_config(names, info, max_batch_size, preprocess_instances,
+                names.preprocess: preprocess_config(names, info, max_batch_size, preprocess_instances, admission,
                                                     reduced_decode, max_queue_size, queue_timeout_ms),
                 names.network: network_config(names, info, runtime_type, target, output_names, model_file,
                                               max_batch_size, network_instances, engine_cache_dir,
                                               network_threads, max_queue_size, queue_timeout_ms),
                 names.postprocess: postprocess_config(names, info, output_names, max_batch_size,
-                                                      postprocess_instances, top_k, threshold),
+                                                      postprocess_instances, top_k, threshold, admission),
                 names.ensemble: ensemble_config(names, info, runtime_type, output_names, max_batch_size, top_k,
                                                 self._metadata(info, runtime_type, target, top_k, threshold)),
             }
@@ -166,7 +203,22 @@ class RepositoryBuilder:
                 (staging / step / version / VERSION_CONFIG_FILE).write_text(text)
             for step in configs:  # ensemble last: it only ever points at complete steps
                 self._move_into_place(staging / step, self.root / step, version)
+            for old in self._unservable_versions(names):
+                for step in names.all:
+                    shutil.rmtree(self.root / step / str(old), ignore_errors=True)
         return self.get(names.ensemble)
+
+    def _unservable_versions(self, names: StepNames) -> list[int]:
+        """Versions whose kept config differs from a step's config.pbtxt in what its files must match: a server
+        reads one config per model, so it could not load them (built for another target, runtime or task)."""
+        unservable: set[int] = set()
+        for step in names.all:
+            current = _serving_signature(read_config(self.root / step))
+            for version in model_versions(self.root / step):
+                kept = self.root / step / str(version) / VERSION_CONFIG_FILE
+                if kept.is_file() and _serving_signature(parse_pbtxt(kept.read_text())) != current:
+                    unservable.add(version)
+        return sorted(unservable)
 
     @staticmethod
     def _metadata(info: ModelInfo, runtime_type: RuntimeType, target: str, top_k: int, threshold: float) -> dict:
@@ -177,6 +229,7 @@ class RepositoryBuilder:
             "im_size": list(info.input_hw),
             "model_family": info.model_family.value,
             "source_model": info.name,
+            "weights": "random" if info.untrained else "loaded",
             "runtime_type": runtime_type.value,
             "target": target,
             PARAM_TOP_K: top_k,
@@ -210,6 +263,7 @@ class RepositoryBuilder:
             runtime_type=params.get("runtime_type", "?"),
             target=params.get("target", "?"),
             source_model=params.get("source_model", "?"),
+            weights=params.get("weights", "?"),
         )
 
     def list(self) -> list[ServedModel]:
@@ -252,8 +306,14 @@ class RepositoryBuilder:
             for step in config.ensemble_scheduling.step:
                 if step.model_name not in configs:
                     problems.append(f"{name}: step '{step.model_name}' is not in the repository")
+            current = _serving_signature(config)
             for version in versions:
                 folder = self.root / name / str(version)
+                kept = folder / VERSION_CONFIG_FILE
+                if kept.is_file() and _serving_signature(parse_pbtxt(kept.read_text())) != current:
+                    problems.append(f"{name}/{version}: built for another backend, model file or tensors than "
+                                    f"{name}/{CONFIG_FILE} describes (a server cannot load it): build the name again")
+                    continue
                 if config.backend == "python" and not (folder / "model.py").is_file():
                     problems.append(f"{name}/{version}: python backend without model.py")
                 if config.default_model_filename and not (folder / config.default_model_filename).is_file():

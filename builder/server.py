@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -27,10 +28,18 @@ from focoos.client.tls import check_tls_files
 from focoos.errors import FocoosError
 
 from . import watchdog as watchdog_module
+from .python_models.admission import GATE_DIR_ENV
 from .watchdog import STOPPED, stop_group
 
-__all__ = ["ServerTLS", "TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
+__all__ = ["MissingBackendError", "ServerTLS", "TritonServer", "TritonServerError", "find_tritonserver", "free_port",
+           "server_backends", "server_target"]
 MODEL_CONTROL_MODES = ("none", "explicit")
+LOOPBACK = "127.0.0.1"
+# Triton's HTTP endpoint has no TLS: a TLS server keeps it on loopback and closes every API but health (the
+# probes') behind this header, whose value is a secret of the launch. Its name tells a caller where to go.
+TLS_HTTP_HEADER = "use-grpc-with-tls"
+HTTP_APIS_BUT_HEALTH = ("metadata", "inference", "model-config", "statistics", "trace", "logging",
+                        "model-repository", "shared-memory")
 
 # Platforms name the backend that serves them; "ensemble" is part of the server core.
 _PLATFORM_BACKENDS = {
@@ -50,11 +59,27 @@ class TritonServerError(FocoosError, RuntimeError):
     """tritonserver cannot be found, cannot serve the repository, or failed to start."""
 
 
+class MissingBackendError(TritonServerError):
+    """The repository needs backends the server lacks. `target`: the build target this server can load (None if
+    none would do), so each interface can say how to rebuild in its own syntax."""
+
+    hint = " (build with target={target!r}: it runs the network in the python backend)"  # the CLI sets its own
+
+    def __init__(self, problem: str, target: str | None) -> None:
+        super().__init__(problem)
+        self.problem, self.target = problem, target
+
+    def __str__(self) -> str:
+        return self.problem + (self.hint.format(target=self.target) if self.target else "")
+
+
 @dataclass(frozen=True)
 class ServerTLS:
-    """gRPC TLS of the server (HTTP and metrics stay plain: keep them on loopback or a private network).
+    """gRPC TLS of the server. With `client_ca`, mutual TLS: the server only talks to clients whose
+    certificate that CA signed.
 
-    With `client_ca`, mutual TLS: the server only talks to clients whose certificate that CA signed.
+    Triton's HTTP endpoint cannot do TLS, so with TLS it would be a way around it: HTTP and metrics are bound
+    to loopback and HTTP answers only health probes (every other API wants `TLS_HTTP_HEADER`).
     """
 
     certificate: str | Path
@@ -70,7 +95,8 @@ class ServerTLS:
                  f"--grpc-server-key={Path(self.private_key).expanduser().resolve()}"]
         if self.client_ca is not None:
             flags += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={Path(self.client_ca).expanduser().resolve()}"]
-        return flags
+        closed = f"{','.join(HTTP_APIS_BUT_HEALTH)}:{TLS_HTTP_HEADER}={secrets.token_urlsafe(32)}"
+        return [*flags, f"--http-restricted-api={closed}"]
 
 
 def free_port() -> int:
@@ -117,6 +143,40 @@ def find_tritonserver(binary: str | Path | None = None) -> Path:
     raise TritonServerError(
         f"no executable tritonserver ({tried}); install 'focoos[server]' (nvidia-pytriton) or set TRITONSERVER_BIN"
     )
+
+
+def _backend_dir(binary: Path) -> Path:
+    """Where a tritonserver binary's backends live: nvidia-pytriton's beside it, a system one's in ../backends."""
+    root = _pytriton_root()
+    if root is not None and binary.is_relative_to(root):
+        return root / "backends"
+    sibling = binary.parent.parent / "backends"
+    return sibling if sibling.is_dir() else Path("/opt/tritonserver/backends")
+
+
+def server_backends(binary: str | Path | None = None) -> set[str]:
+    """The backends a tritonserver can load (`find_tritonserver`'s binary by default), ensembles included."""
+    backend_dir = _backend_dir(find_tritonserver(binary))
+    found = {p.name for p in backend_dir.iterdir() if p.is_dir()} if backend_dir.is_dir() else set()
+    return found | {"ensemble"}
+
+
+def server_target(binary: str | Path | None = None) -> tuple[str, str]:
+    """The build target that the tritonserver `TritonServer` would run here can load, and why.
+
+    'embedded' for a server without the onnxruntime backend (nvidia-pytriton's has only the python one); with
+    it (an NGC image), 'gpu' on a machine with an NVIDIA GPU, else 'cpu'. Without any tritonserver here the
+    repository is for another machine, most likely an NGC image on a GPU: 'gpu'."""
+    try:
+        path = find_tritonserver(binary)
+    except TritonServerError:
+        return "gpu", "no tritonserver on this machine: for an NGC Triton image on a GPU"
+    backends = server_backends(path)
+    if "onnxruntime" not in backends:
+        return "embedded", f"{path} has only the {', '.join(sorted(backends - {'ensemble'}))} backend"
+    if Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi"):
+        return "gpu", f"{path} has the onnxruntime backend and this machine an NVIDIA GPU"
+    return "cpu", f"{path} has the onnxruntime backend and this machine no NVIDIA GPU"
 
 
 def _model_backends(repository: Path) -> dict[str, str]:
@@ -184,7 +244,8 @@ class TritonServer:
         admin_key: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
-        """host: the address every endpoint binds (loopback unless told otherwise). tls: gRPC TLS or mutual TLS.
+        """host: the address every endpoint binds (loopback unless told otherwise). tls: gRPC TLS or mutual TLS
+        (HTTP and metrics then stay on loopback, see ServerTLS).
         model_control: 'explicit' loads every model at start and then only on load/unload calls
         (`focoos.client.control.ModelControl`, `focoos swap`). admin_key: model-control and shared-memory
         calls need it (Triton's restricted protocols, gRPC and HTTP)."""
@@ -213,6 +274,7 @@ class TritonServer:
         self._finalizer: weakref.finalize | None = None
         self._watchdog: subprocess.Popen | None = None
         self._env = dict(os.environ)
+        self._env[GATE_DIR_ENV] = self._tmp.name  # the ensembles' admission gates go away with the server
         root = _pytriton_root()
         self._bundled = root is not None and self._binary.is_relative_to(root)
         if self._bundled:
@@ -222,10 +284,8 @@ class TritonServer:
             self._env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), self._env.get("PATH", "")])
             self._env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [libs, self._env.get("LD_LIBRARY_PATH")]))
         else:
-            sibling = self._binary.parent.parent / "backends"
-            self._backend_dir = sibling if sibling.is_dir() else Path("/opt/tritonserver/backends")
-        found = {p.name for p in self._backend_dir.iterdir() if p.is_dir()} if self._backend_dir.is_dir() else set()
-        self.available_backends: set[str] = found | {"ensemble"}
+            self._backend_dir = _backend_dir(self._binary)
+        self.available_backends: set[str] = server_backends(self._binary)
 
     def _bundled_backends(self, root: Path) -> Path:
         """The wheel keeps one stub per Python version apart from the backend: join the right one in a backend dir."""
@@ -249,27 +309,37 @@ class TritonServer:
         return self._process.pid if self._process is not None else None
 
     @property
+    def returncode(self) -> int | None:
+        """The process's exit status once it has exited; None while it runs (or before start)."""
+        return self._process.poll() if self._process is not None else None
+
+    @property
     def grpc_url(self) -> str:
         return f"{self.host}:{self.grpc_port}"
 
     @property
+    def http_host(self) -> str:
+        """Where HTTP and metrics listen: `host`, or loopback when gRPC uses TLS (see ServerTLS)."""
+        return LOOPBACK if self.tls is not None else self.host
+
+    @property
     def http_url(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
+        return f"http://{self.http_host}:{self.http_port}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{self.host}:{self.metrics_port}/metrics"
+        return f"http://{self.http_host}:{self.metrics_port}/metrics"
 
     def _check_backends(self) -> None:
         """Fail before launching: a server missing a backend would only say so deep in its log."""
         missing = {name: b for name, b in _model_backends(self.repository).items() if b not in self.available_backends}
         if missing:
             models = ", ".join(f"{name} ({backend})" for name, backend in sorted(missing.items()))
-            hint = " (build with target='embedded' for servers with only the python backend)" if self._bundled else ""
-            raise TritonServerError(
+            target = "embedded" if "python" in self.available_backends else None
+            raise MissingBackendError(
                 f"models need backends that {self._binary} lacks: {models}; missing backends: "
-                f"{', '.join(sorted(set(missing.values())))}; it has: {', '.join(sorted(self.available_backends))}"
-                f"{hint}"
+                f"{', '.join(sorted(set(missing.values())))}; it has: {', '.join(sorted(self.available_backends))}",
+                target,
             )
 
     def _command(self) -> list[str]:
@@ -283,20 +353,28 @@ class TritonServer:
             f"--http-port={self.http_port}",
             f"--metrics-port={self.metrics_port}",
             "--allow-metrics=true",
-            "--strict-readiness=true",
+            # Strict readiness is false while any model version loads or unloads: under explicit model control
+            # (swaps) the server stays ready, and start() and swaps check the models themselves.
+            f"--strict-readiness={str(self.model_control != 'explicit').lower()}",
             "--exit-on-error=true",
             f"--log-verbose={self.log_verbose}",
         ]
-        for flag in ("--grpc-address", "--http-address", "--metrics-address"):
+        addresses = {"--grpc-address": self.host, "--http-address": self.http_host, "--metrics-address": self.http_host}
+        for flag, address in addresses.items():
             if flag in help_text.stdout + help_text.stderr:  # older servers lack some address flags
-                command.append(f"{flag}={self.host}")
+                command.append(f"{flag}={address}")
+            elif address != self.host:
+                raise TritonServerError(f"{self._binary} has no {flag}: it cannot keep HTTP and metrics on loopback, "
+                                        "which a TLS server needs (its HTTP has no TLS)")
         if self.tls is not None:
-            command += self.tls.flags()
+            command += self.tls.flags()  # closes HTTP, admin calls included: they go over gRPC
         if self.model_control == "explicit":
             command += ["--model-control-mode=explicit", "--load-model=*"]
         if self._admin_key:
             restricted = f"{','.join(RESTRICTED_PROTOCOLS)}:{ADMIN_KEY_NAME}={self._admin_key}"
-            command += [f"--grpc-restricted-protocol={restricted}", f"--http-restricted-api={restricted}"]
+            command.append(f"--grpc-restricted-protocol={restricted}")
+            if self.tls is None:
+                command.append(f"--http-restricted-api={restricted}")
         return command + self.extra_args
 
     def start(self) -> TritonServer:
@@ -304,7 +382,8 @@ class TritonServer:
         if self._process is not None and self._process.poll() is None:
             return self
         self._check_backends()
-        busy = [port for port in (self.grpc_port, self.http_port, self.metrics_port) if _port_in_use(self.host, port)]
+        addresses = [(self.host, self.grpc_port), (self.http_host, self.http_port), (self.http_host, self.metrics_port)]
+        busy = [port for host, port in addresses if _port_in_use(host, port)]
         if busy:  # another server on our port would answer our readiness probe
             raise TritonServerError(f"ports already in use on {self.host}: {busy}")
         with open(self.log_path, "ab") as log:
@@ -323,7 +402,8 @@ class TritonServer:
     def _wait_ready(self) -> None:
         assert self._process is not None
         deadline = time.monotonic() + self.startup_timeout_s
-        while not self.ready():
+        models = list(_model_backends(self.repository)) if self.model_control == "explicit" else []
+        while not (self.ready() and all(self._health(f"models/{name}/ready", "/v2/") for name in models)):
             if self._process.poll() is not None:
                 self.stop(timeout_s=5.0)  # stubs may outlive the server: reap the group before quoting the log
                 raise TritonServerError(
@@ -348,15 +428,16 @@ class TritonServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _health(self, endpoint: str) -> bool:
+    def _health(self, endpoint: str, prefix: str = "/v2/health/") -> bool:
         try:  # no proxy: an http_proxy from the environment must not swallow loopback requests
-            with _NO_PROXY.open(f"{self.http_url}/v2/health/{endpoint}", timeout=1.0) as response:
+            with _NO_PROXY.open(f"{self.http_url}{prefix}{endpoint}", timeout=1.0) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
 
     def ready(self) -> bool:
-        """True when the server and (strict readiness) all its models are ready."""
+        """True when the server is ready: with all its models, unless under explicit model control, where a
+        swap loading or unloading a version must not pull the server out of a load balancer."""
         return self._health("ready")
 
     def live(self) -> bool:

@@ -11,6 +11,8 @@ from tritonclient.utils import InferenceServerException
 
 from focoos.ports import FocoosDetections
 
+from .errors import TritonClientError
+from .http import is_http_url
 from .options import ClientOptions
 from .protocol import INFER_OPTIONS, ClientCore, ServedModelInfo, check_options, ready_models
 
@@ -24,6 +26,9 @@ class AsyncTritonInferModel(ClientCore):
     """
 
     def __init__(self, url: str, model_name: str, *, options: ClientOptions | None = None, **option_fields: Any):
+        if is_http_url(url):
+            raise TritonClientError(f"AsyncTritonInferModel speaks gRPC: pass host:port (Triton's gRPC port, 8001 by "
+                                    f"default), not {url}; TritonInferModel also takes http:// URLs")
         super().__init__(aioclient.InferenceServerClient, url, model_name, options, option_fields)
 
     async def _call(self, rpc: Callable[[], Any]) -> Any:

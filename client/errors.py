@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from focoos.errors import FocoosError, InvalidInputError
+from focoos.processing.transport import SERVER_BUSY
 
 
 class TritonClientError(FocoosError):
@@ -26,8 +27,9 @@ class ServerUnavailable(TritonClientError, ConnectionError):
 
 
 class ServerBusy(TritonClientError):
-    """The server refused the call for lack of capacity: its queue is full (Triton answers UNAVAILABLE
-    "Exceeds maximum queue size"; the call never ran) or RESOURCE_EXHAUSTED. Back off and call again."""
+    """The server refused the call for lack of capacity before running it: the ensemble admits no more
+    requests at once (UNAVAILABLE "server busy: ..."), a queue is full (UNAVAILABLE "Exceeds maximum
+    queue size") or RESOURCE_EXHAUSTED. Back off and call again."""
 
 
 class TLSError(TritonClientError, ConnectionError):
@@ -52,6 +54,9 @@ _REFUSED_CLIENT_CERT = (
     "the server closed the connection during the TLS handshake: it wants a client certificate it trusts "
     "(mutual TLS) and got none, an expired one, or one its CA did not sign"
 )
+# Triton's HTTP status codes as the gRPC status names they stand for (its HTTP server maps one to the other).
+_HTTP_CODES = {"400": "INVALID_ARGUMENT", "403": "PERMISSION_DENIED", "404": "NOT_FOUND", "409": "ALREADY_EXISTS",
+               "500": "INTERNAL", "503": "UNAVAILABLE", "504": "DEADLINE_EXCEEDED"}
 
 
 def from_triton_exception(exc: Exception, model_name: str, tls: bool = False) -> TritonClientError:
@@ -60,14 +65,20 @@ def from_triton_exception(exc: Exception, model_name: str, tls: bool = False) ->
     message = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
     message = message or str(exc)
     code = (status or "").rsplit(".", 1)[-1]
+    code = _HTTP_CODES.get(code, code)
     lowered = message.lower()
+    if "wrong_version_number" in lowered:  # the answer to our TLS hello was not TLS
+        return TLSError(f"the server does not speak TLS (it answered in plaintext): connect without TLS, or turn "
+                        f"TLS on at the server: {message}", status)
+    if "hostname verification" in lowered:
+        return TLSError(f"the server's certificate does not name the host the client dialled: dial a name (or IP) "
+                        f"that its subjectAltName lists, or reissue it for this one: {message}", status)
     if "handshake failed" in lowered:  # our side refused the server's certificate
         return TLSError(f"TLS handshake failed, the server's certificate was refused: {message}", status)
     if tls and _SOCKET_CLOSED in lowered and "failed to connect" in lowered:
         return TLSError(f"{_REFUSED_CLIENT_CERT}: {message}", status)
-    if "exceeds maximum queue size" in lowered:
-        return ServerBusy(f"model '{model_name}' is at capacity (its queue is full), try again later: {message}",
-                          status)
+    if "exceeds maximum queue size" in lowered or SERVER_BUSY in lowered:
+        return ServerBusy(f"model '{model_name}' is at capacity, try again later: {message}", status)
     if code == "PERMISSION_DENIED" or "protocol is restricted" in lowered:
         return PermissionDenied(f"the server restricts this call to callers with its key: {message}", status)
     if "has no available versions" in message:  # unloading during shutdown or reload: transient

@@ -15,10 +15,12 @@ from .protocol import INFER_OPTIONS, ClientCore, ServedModelInfo, check_options,
 
 
 class TritonInferModel(ClientCore):
-    """Call a model served by Triton over gRPC; results are FocoosDetections in original pixels.
+    """Call a model served by Triton; results are FocoosDetections in original pixels.
 
-    Options are `options=ClientOptions(...)` or its fields as keywords (`max_retries=0`); calls that
-    find the server UNAVAILABLE are retried by gRPC's retry policy (see `focoos.client.options`).
+    `url`: host:port of Triton's gRPC endpoint, or `http://host:8000` for its HTTP/REST one (same calls and
+    answers; for networks that only pass HTTP, see `focoos.client.http`). Options are
+    `options=ClientOptions(...)` or its fields as keywords (`max_retries=0`); over gRPC, calls that find the
+    server UNAVAILABLE are retried by gRPC's retry policy (see `focoos.client.options`).
 
     Example:
         >>> with TritonInferModel("localhost:8001", model_name="fai-detr-m-coco") as model:

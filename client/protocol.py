@@ -39,6 +39,7 @@ from focoos.processing.transport import (
 from focoos.results import to_focoos_detections
 
 from .errors import InvalidInput, TritonClientError, from_triton_exception
+from .http import HttpTritonClient, is_http_url
 from .options import ClientOptions
 from .tls import check_tls_files
 
@@ -117,12 +118,13 @@ def prepare_payloads(images: Any) -> tuple[list[bytes | np.ndarray], bool]:
     return [prepare_payload(im) for im in items], is_batch
 
 
-def build_inputs(payloads: list[bytes | np.ndarray]) -> list[grpcclient.InferInput]:
+def build_inputs(payloads: list[bytes | np.ndarray], tensors: Any = grpcclient) -> list[Any]:
+    """The ensemble's inputs as `tensors.InferInput` (tritonclient.grpc or .http: both build them alike)."""
     packed, shapes = pack_images(payloads)
-    inputs = [grpcclient.InferInput(IMAGE, list(packed.shape), "UINT8")]
+    inputs = [tensors.InferInput(IMAGE, list(packed.shape), "UINT8")]
     inputs[0].set_data_from_numpy(packed)
     if shapes is not None:
-        inputs.append(grpcclient.InferInput(IMAGE_SHAPE, list(shapes.shape), "INT32"))
+        inputs.append(tensors.InferInput(IMAGE_SHAPE, list(shapes.shape), "INT32"))
         inputs[1].set_data_from_numpy(shapes)
     return inputs
 
@@ -211,7 +213,8 @@ class InferCall:
 
 class ClientCore:
     """State and logic of a client of one served ensemble. Subclasses pick the tritonclient flavour
-    (grpc or grpc.aio) and run the prepared calls; retries are the channel's (see options)."""
+    (grpc or grpc.aio) and run the prepared calls; retries are the channel's (see options). An
+    http(s):// URL takes Triton's HTTP endpoint instead (focoos.client.http), with the same calls."""
 
     def __init__(
         self, client_type: type, url: str, model_name: str, options: ClientOptions | None, fields: dict[str, Any]
@@ -219,7 +222,12 @@ class ClientCore:
         self.url = url
         self.model_name = model_name
         self.options = resolve_options(type(self).__name__, options, fields)
-        self._client = client_type(url, **self.options.client_kwargs())
+        if is_http_url(url):
+            self._client = HttpTritonClient(url, self.options)
+            self._tensors = self._client.module
+        else:
+            self._client = client_type(url, **self.options.client_kwargs())
+            self._tensors = grpcclient
         self._info: ServedModelInfo | None = None
 
     def _rpc(self, method: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Callable[[], Any]:
@@ -266,7 +274,8 @@ class ClientCore:
         start = time.perf_counter()
         payloads, is_batch = prepare_payloads(images)
         parameters = build_parameters(threshold, top_k, info)
-        rpc = self._rpc("infer", self.model_name, build_inputs(payloads), parameters=parameters, timeout_s=timeout_s,
+        rpc = self._rpc("infer", self.model_name, build_inputs(payloads, self._tensors), parameters=parameters,
+                        timeout_s=timeout_s,
                         compression_algorithm=self.options.compression)
         latency = InferLatency(imload=seconds_since(start))
         return InferCall(rpc, info, payloads, is_batch, annotate, latency, sent=time.perf_counter())

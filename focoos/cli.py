@@ -66,7 +66,8 @@ def _load(args: argparse.Namespace):
     from focoos.model_manager import ModelManager
 
     overrides = {"im_size": args.im_size} if getattr(args, "im_size", None) else {}
-    return ModelManager.get(args.model, device=args.device, **overrides)
+    return ModelManager.get(args.model, device=args.device,
+                            allow_random_weights=getattr(args, "allow_random_weights", False), **overrides)
 
 
 def _print_detections(det) -> None:
@@ -154,7 +155,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NoWeightsWarning)
-        model = ModelManager.get(args.model, device="cpu", **({"im_size": args.im_size} if args.im_size else {}))
+        model = ModelManager.get(args.model, device="cpu", allow_random_weights=args.allow_random_weights,
+                                 **({"im_size": args.im_size} if args.im_size else {}))
     if caught:
         print(f"warning: {caught[0].message}")
     repo = RepositoryBuilder(args.repository)
@@ -215,7 +217,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     metrics = model.benchmark(iterations=args.iterations, size=size)
     print(metrics.model_dump_json(indent=2))
     if args.runtime:
-        exported = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir)
+        exported = model.export(runtime_type=RuntimeType(args.runtime), out_dir=args.export_dir,
+                                allow_random_weights=True)  # latency only: the export is marked untrained
         print(exported.benchmark(iterations=args.iterations, size=size).model_dump_json(indent=2))
     return 0
 
@@ -233,9 +236,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1 if problems else 0
     if not args.model:
         raise FocoosError("focoos build needs --model (or --check)")
-    served = repo.add(_load(args), name=args.name, **_build_options(args))
-    print(f"built {served.name} version {served.versions[-1]} ({served.runtime_type}, {served.target}) "
-          f"in {args.repository}")
+    served = _build(args, args.repository, _build_options(args))
     if args.prebuild_engine:
         from focoos.builder.tensorrt import prebuild_engine_cache
 
@@ -244,24 +245,42 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace, repository: Path, options: dict):
+    """Build args.model into the repository; with no target given, the one the tritonserver here can load."""
+    from focoos.builder import RepositoryBuilder
+    from focoos.builder.server import server_target
+
+    if options.get("target") is None:
+        options["target"], why = server_target()
+        choose = " (--target gpu|cpu|embedded chooses)" if "target" in vars(args) else ""
+        print(f"target {options['target']}: {why}{choose}", flush=True)
+    served = RepositoryBuilder(repository).add(_load(args), name=args.name, **options)
+    print(f"built {served.name} version {served.versions[-1]} ({served.runtime_type}, {served.target}) "
+          f"in {repository}", flush=True)
+    return served
+
+
 def _build_options(args: argparse.Namespace) -> dict:
     """RepositoryBuilder.add's options from the arguments build and swap share."""
-    options = {"runtime_type": RuntimeType(args.runtime), "target": args.target, "max_batch_size": args.max_batch_size,
-               "max_queue_size": args.max_queue_size, "queue_timeout_ms": args.queue_timeout_ms}
+    options = {"runtime_type": args.runtime, "target": args.target, "max_batch_size": args.max_batch_size,
+               "max_queue_size": args.max_queue_size, "queue_timeout_ms": args.queue_timeout_ms,
+               "max_in_flight": args.max_in_flight}
     return {key: value for key, value in options.items() if value is not None}
 
 
 def _cmd_swap(args: argparse.Namespace) -> int:
-    """Roll a new version out to a running server (explicit model control), or the newest one back."""
+    """Roll a new version out to a running server (explicit model control), or the newest one back; all or
+    nothing (see focoos.builder.rollout): a refused or failed swap exits non-zero, the server as it was."""
     from focoos.builder import roll_back, roll_out
     from focoos.client.control import ModelControl
 
     with ModelControl(args.url, admin_key=_admin_key(), **client_tls_fields(args)) as control:
         if args.rollback:
-            served = roll_back(args.repository, args.name, control)
+            served = roll_back(args.repository, args.name, control, lock_timeout_s=args.lock_timeout)
         elif args.model:
             keep = {"keep": args.keep} if args.keep is not None else {}
-            served = roll_out(args.repository, _load(args), control, name=args.name, **keep, **_build_options(args))
+            served = roll_out(args.repository, _load(args), control, name=args.name, force=args.force,
+                              lock_timeout_s=args.lock_timeout, **keep, **_build_options(args))
         else:
             raise FocoosError("focoos swap needs --model (roll out) or --rollback")
         print(f"{served.name}: serving version {served.versions[-1]} (kept {served.versions}) on {args.url}")
@@ -269,23 +288,62 @@ def _cmd_swap(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a repository (or build MODEL into one first) until Ctrl-C/SIGTERM (exit 0); if tritonserver dies
+    under it, exit non-zero with its last log lines, so a supervisor sees the failure and restarts."""
     import signal
+    import tempfile
     import threading
 
-    from focoos.builder import ServerTLS, TritonServer
+    from focoos.builder import ServerTLS, TritonServer, TritonServerError
+    from focoos.builder.server import MissingBackendError
 
     tls = ServerTLS(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert or args.tls_key else None
-    with TritonServer(args.repository, grpc_port=args.grpc_port, http_port=args.http_port,
-                      metrics_port=args.metrics_port, host=args.host, tls=tls, model_control=args.model_control,
-                      admin_key=_admin_key()) as server:
-        print(f"serving {args.repository}: grpc {server.grpc_url}, http {server.http_url}, "
-              f"metrics {server.metrics_url} (Ctrl-C stops)", flush=True)
+    with contextlib.ExitStack() as stack:
+        repository = args.repository
+        if args.model:
+            if repository is None:
+                repository = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="focoos-serve-")))
+            _build(args, repository, {})
+        repository = repository or Path("model_repository")
+        _refuse_random_weights(repository, args.allow_random_weights)
+        server = TritonServer(repository, grpc_port=args.grpc_port, http_port=args.http_port,
+                              metrics_port=args.metrics_port, host=args.host, tls=tls,
+                              model_control=args.model_control, admin_key=_admin_key())
+        try:
+            stack.enter_context(server)
+        except MissingBackendError as exc:
+            exc.hint = " (rebuild it with focoos build --target {target})"
+            raise
+        print(f"serving {repository}: grpc {server.grpc_url}, http {server.http_url}, "
+              f"metrics {server.metrics_url}; tritonserver pid {server.pid} (Ctrl-C stops)", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
-            while not stop.wait(0.5) and server.live():
+            while server.returncode is None and not stop.wait(0.5):
                 pass
+        code = server.returncode
+        if code is not None:
+            killed = f" ({signal.Signals(-code).name})" if code < 0 else ""
+            raise TritonServerError(f"tritonserver exited with code {code}{killed} while serving; "
+                                    f"its last log lines:\n{server.log_tail()}")
     return 0
+
+
+def _refuse_random_weights(repository: Path, allowed: bool) -> None:
+    """Untrained weights are never served by default: a model built with them needs the flag again here."""
+    from focoos.builder import RepositoryBuilder
+
+    untrained = [m.name for m in RepositoryBuilder(repository).list() if m.weights == "random"]
+    if untrained and not allowed:
+        raise FocoosError(f"{repository} holds models built with RANDOM weights ({', '.join(untrained)}): their "
+                          f"answers mean nothing. Rebuild them with real weights, or pass --allow-random-weights "
+                          f"to serve them anyway")
+
+
+def _random_weights_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-random-weights", action="store_true",
+                   help="go on with RANDOM weights when the model's cannot be loaded, marked untrained "
+                        "(default: an error that names the weights URL and how to provide them)")
 
 
 def _dataset(args: argparse.Namespace, task):
@@ -484,10 +542,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", action=argparse.BooleanOptionalAction, default=True, help="write the annotated image")
     p.add_argument("--save-json", action=argparse.BooleanOptionalAction, default=True, help="write detections JSON")
     p.add_argument("--save-masks", action=argparse.BooleanOptionalAction, default=True, help="write mask PNGs")
-    p.add_argument("--url", default=None, help="call this Triton gRPC server (host:port) instead of running locally")
+    p.add_argument("--url", default=None, help="call this Triton server instead of running locally: gRPC host:port, "
+                                              "or HTTP http://host:port")
     p.add_argument("--output", type=Path, default=None, help="also write the annotated image to this file")
     add_client_tls_arguments(p)
     p.add_argument("--export-dir", type=Path, default=None)
+    _random_weights_flag(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="export the network to ONNX or TorchScript")
@@ -499,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_im_size, default=None, help="export size (default: --im-size or the model's)")
     p.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=False,
                    help="replace an existing export (default: reuse it)")
+    _random_weights_flag(p)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("benchmark", help="latency of the network (eager, and exported with --runtime)")
@@ -513,14 +574,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help="registry name, model folder or hub:// reference")
         p.add_argument("--device", default="cpu")
         p.add_argument("--im-size", type=_im_size, default=None)
-        p.add_argument("--runtime", choices=runtimes, default=RuntimeType.ONNX_TRT16.value)
+        p.add_argument("--runtime", choices=runtimes, default=None, help="default: the target's")
         p.add_argument("--repository", type=Path, default=Path("model_repository"))
-        p.add_argument("--target", choices=["gpu", "cpu", "embedded"], default="gpu")
+        p.add_argument("--target", choices=["gpu", "cpu", "embedded"], default=None,
+                       help="gpu/cpu: an NGC Triton image; embedded: nvidia-pytriton's tritonserver (python backend "
+                            "only). focoos build's default: the one the tritonserver here can load")
         p.add_argument("--max-batch-size", type=int, default=8)
         p.add_argument("--max-queue-size", type=int, default=None, help="requests the network step queues "
                        "before the server refuses more (0: unbounded; default: the builder's)")
         p.add_argument("--queue-timeout-ms", type=int, default=None,
                        help="refuse a request queued longer than this (0, the default: no limit)")
+        p.add_argument("--max-in-flight", type=int, default=None,
+                       help="requests the ensemble admits at once; the next is refused as busy before its image is "
+                            "decoded (0: no limit; default: two batches per network instance + one per python step "
+                            "instance)")
+        _random_weights_flag(p)
 
     p = sub.add_parser("build", help="build a model into a Triton model repository")
     build_arguments(p)
@@ -530,8 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX_TRT16/32: build the TensorRT engine now into CACHE_DIR/<name> (GPU machine)")
     p.set_defaults(func=_cmd_build)
 
-    p = sub.add_parser("serve", help="serve a repository on a real tritonserver until Ctrl-C")
-    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    p = sub.add_parser("serve", help="serve a repository (or a model, built first) on a real tritonserver until Ctrl-C")
+    p.add_argument("model", nargs="?", default=None,
+                   help="build this model (registry name, model folder or hub:// reference) and serve it")
+    p.add_argument("--repository", type=Path, default=None,
+                   help="default: model_repository; with MODEL, a temporary one unless given")
+    p.add_argument("--name", default=None, help="with MODEL: served name (default: the model's name)")
+    p.add_argument("--device", default="cpu", help="with MODEL: where it is loaded to be exported")
+    p.add_argument("--im-size", type=_im_size, default=None, help="with MODEL: override its input size")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--http-port", type=int, default=8000)
@@ -542,18 +616,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mutual TLS: only clients with a certificate this CA signed may call")
     p.add_argument("--model-control", choices=["none", "explicit"], default="none",
                    help="explicit: models change only on load calls (focoos swap)")
+    _random_weights_flag(p)
     # The admin key comes from $FOCOOS_ADMIN_KEY: with it, model control and shared memory need the key.
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("swap", help="roll a new version out to a running server, or roll the newest back")
+    p = sub.add_parser("swap", help="roll a new version out to a running server, or roll the newest back (all or "
+                       "nothing; built as the served version unless --target/--runtime/--max-batch-size say otherwise)")
     build_arguments(p)
     p.add_argument("--url", required=True, help="the server's gRPC address (host:port)")
     p.add_argument("--name", required=True, help="served name")
     p.add_argument("--rollback", action="store_true", help="retire the newest version instead")
     p.add_argument("--keep", type=int, default=None,
                    help="versions the repository keeps after a roll-out (default: roll_out's, the newest two)")
+    p.add_argument("--force", action="store_true",
+                   help="allow a new version with another task or other outputs under the same name")
+    p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another swap of the repository to finish (default: refuse at once)")
     add_client_tls_arguments(p)
-    p.set_defaults(func=_cmd_swap)
+    # Target, runtime and batch size not given: the served version's.
+    p.set_defaults(func=_cmd_swap, target=None, runtime=None, max_batch_size=None)
 
     p = sub.add_parser("bench", add_help=False,
                        help="load a served model over gRPC at several concurrencies (p50/p90/p99, req/s)")
@@ -568,6 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--grpc-port", type=int, default=None)
     p.add_argument("--keep-serving", action="store_true")
+    _random_weights_flag(p)
     p.set_defaults(func=_cmd_demo)
 
     for command, func, text in (("train", _cmd_train, "train a model on a dataset"),

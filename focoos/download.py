@@ -1,4 +1,9 @@
-"""Write a streamed download into place only when it is complete: never a half file in a cache."""
+"""Write a streamed download into place only when it is complete: never a half file in a cache.
+
+The body goes to `.<name>.<pid>.<random>.part` beside the target, removed when the download fails or
+is interrupted. A process killed outright (SIGKILL, power loss) cannot remove its file; the next
+download into the same folder removes every `.part` whose process is gone.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,32 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+PART_SUFFIX = ".part"
+
 
 class TruncatedDownloadError(OSError):
     """The body ended before its Content-Length: the connection dropped mid-download."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    return True
+
+
+def remove_stale_parts(folder: Path) -> list[Path]:
+    """Delete the `.part` files in `folder` whose downloading process no longer exists; returns them."""
+    removed = []
+    for part in folder.glob(f".*{PART_SUFFIX}"):
+        fields = part.name[: -len(PART_SUFFIX)].rsplit(".", 2)  # [".<name>", "<pid>", "<random>"]
+        if len(fields) == 3 and fields[1].isdigit() and not _alive(int(fields[1])):
+            part.unlink(missing_ok=True)
+            removed.append(part)
+    return removed
 
 
 def write_complete(
@@ -25,7 +53,8 @@ def write_complete(
     Returns the bytes written; on any error the temporary file is removed and `target` is untouched.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    remove_stale_parts(target.parent)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=PART_SUFFIX)
     tmp = Path(tmp_name)
     written = 0
     try:

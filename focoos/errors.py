@@ -12,6 +12,7 @@ __all__ = [
     "InvalidInputError",
     "ModelInfoError",
     "ModelNotFoundError",
+    "RandomWeightsError",
     "RuntimeUnavailableError",
     "UnsupportedFamilyError",
     "WeightsError",
@@ -32,6 +33,10 @@ class UnsupportedFamilyError(FocoosError, ValueError):
 
 class WeightsError(FocoosError, ValueError):
     """Weights cannot be fetched, fail their checksum, or do not fit the architecture."""
+
+
+class RandomWeightsError(WeightsError):
+    """A model holding random weights was to be built into a repository or exported without the opt-in."""
 
 
 class RuntimeUnavailableError(FocoosError, RuntimeError):

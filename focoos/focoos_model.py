@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from focoos.benchmark import measure_latency, random_batch
-from focoos.errors import ExportError
+from focoos.errors import ExportError, RandomWeightsError
 from focoos.infer.export import export_filename, export_network
 from focoos.infer.infer_model import InferModel
 from focoos.infer.pipeline import InferencePipeline, LocalModel
@@ -33,7 +33,18 @@ class FocoosModel(LocalModel):
         >>> [(d.label, d.conf, d.bbox) for d in det.detections]
     """
 
-    def __init__(self, model: torch.nn.Module, model_info: ModelInfo, device: str = "auto") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        model_info: ModelInfo,
+        device: str = "auto",
+        random_weights: str | None = None,
+        allow_random_weights: bool = False,
+    ) -> None:
+        """random_weights: why the network holds random weights and how to load real ones (None: weights loaded).
+        allow_random_weights: build and export it anyway (marked untrained), see served_info."""
+        self.random_weights = random_weights
+        self.allow_random_weights = allow_random_weights
         self.replace_network(model, model_info, device)
 
     def replace_network(self, model: torch.nn.Module, model_info: ModelInfo, device: str | None = None) -> None:
@@ -61,6 +72,21 @@ class FocoosModel(LocalModel):
     def __repr__(self) -> str:
         return f"FocoosModel(name={self.name!r}, family={self.model_info.model_family.value}, device={self.device})"
 
+    def served_info(self, allow_random_weights: bool = False) -> ModelInfo:
+        """The info a repository or an export carries.
+
+        Random weights would serve meaningless answers under the pretrained model's name and metrics, so they
+        raise RandomWeightsError unless allowed (here or at ModelManager.get), and are then marked untrained.
+        """
+        if self.random_weights is None:
+            return self.model_info
+        if not (allow_random_weights or self.allow_random_weights):
+            raise RandomWeightsError(
+                f"{self.name}: {self.random_weights}. To build or export its random weights on purpose, pass "
+                f"allow_random_weights=True (CLI: --allow-random-weights): the result is marked untrained."
+            )
+        return self.model_info.as_untrained()
+
     # -- inference
     def _run_network(self, images: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
@@ -83,6 +109,7 @@ class FocoosModel(LocalModel):
         overwrite: bool = True,
         image_size: int | tuple[int, int] | None = None,
         dynamic_axes: bool = True,
+        allow_random_weights: bool = False,
     ) -> InferModel:
         """Export the network (no pre/postprocessing) and return an InferModel running it.
 
@@ -91,7 +118,9 @@ class FocoosModel(LocalModel):
         existing export of the same format and size is reused as it is.
         ONNX graphs take `images` float32 NCHW raw pixels (0..255) and normalise inside; outputs keep the eager names.
         `simplify_onnx` is accepted for compatibility: constant folding is always applied.
+        Random weights raise RandomWeightsError unless allow_random_weights (see served_info).
         """
+        info = self.served_info(allow_random_weights)
         runtime_type = RuntimeType(runtime_type)
         out_dir = Path(out_dir) if out_dir is not None else exports_dir() / self.name / runtime_type.value
         if not overwrite and (out_dir / export_filename(runtime_type)).is_file():
@@ -101,7 +130,7 @@ class FocoosModel(LocalModel):
         try:
             export_network(
                 self.model,
-                self.model_info,
+                info,
                 runtime_type,
                 out_dir,
                 onnx_opset=onnx_opset,
@@ -150,7 +179,8 @@ class FocoosModel(LocalModel):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.model, folder / ArtifactName.WEIGHTS.value)
-        self.model_info.dump_json(folder / ArtifactName.INFO.value)
+        info = self.model_info if self.random_weights is None else self.model_info.as_untrained()
+        info.dump_json(folder / ArtifactName.INFO.value)  # random weights stay marked when loaded again
         return folder
 
     # -- training (the training package is imported only here)
@@ -158,7 +188,9 @@ class FocoosModel(LocalModel):
         """Train in place; output_dir/run_name gets model_info.json (with metrics) and model_final.pth."""
         from focoos.training import train as run_training
 
-        return run_training(self, args, data_train, data_val, hub=hub)
+        info = run_training(self, args, data_train, data_val, hub=hub)
+        self.random_weights = None  # the trained weights replaced the random ones
+        return info
 
     def eval(self, args: Any, data_test: Any, save_json: bool = True) -> dict[str, float]:
         """Metrics on a MapDataset with training's evaluator (bbox/AP, segm/AP, sem_seg/mIoU, ...).

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from focoos.errors import ModelInfoError, ModelNotFoundError
 from focoos.model_registry import ModelRegistry
 from focoos.models import FAMILY_MODULES, build_network, check_supported
-from focoos.ports import ArtifactName, ModelInfo
+from focoos.ports import RANDOM_WEIGHTS_STATUS, ArtifactName, ModelInfo
 from focoos.processing.postprocess import postprocess_options
 from focoos.settings import models_dir
-from focoos.weights import WeightsUnreachableError, load_weights, resolve_weights
+from focoos.weights import WeightsUnreachableError, cached_weights_path, load_weights, resolve_weights
 
 if TYPE_CHECKING:
     from focoos.focoos_model import FocoosModel
@@ -119,12 +119,16 @@ class ModelManager:
         hub: Any = None,
         cache: bool = True,
         device: str = "auto",
+        allow_random_weights: bool = False,
         **config_overrides: Any,
     ) -> FocoosModel:
         """Return a FocoosModel from a registry name, a folder (path or run name in models_dir()), hub:// or model_info.
 
         `config` replaces the model's config as a whole; keyword arguments then override single
         config values (and im_size, weights_uri). A key the family does not know raises ModelInfoError.
+        A model whose weights cannot be loaded gets random ones with a NoWeightsWarning (enough to try it
+        out); building it into a repository or exporting it raises RandomWeightsError unless
+        allow_random_weights=True, here (no warning then) or at that call.
         """
         name = os.fspath(name)
         for strategy in cls.strategies:
@@ -138,7 +142,7 @@ class ModelManager:
                 f"{models_dir()}), nor a hub:// reference; registry models: {', '.join(ModelRegistry.list_models())}"
             )
         info = _apply_overrides(source.info, config, config_overrides)
-        return _build(info, source, device)
+        return _build(info, source, device, allow_random_weights)
 
 
 def valid_config_keys(info: ModelInfo) -> set[str]:
@@ -165,35 +169,46 @@ def _apply_overrides(info: ModelInfo, config: Mapping[str, Any] | None, override
     return ModelInfo.validated(f"overrides for {info.name}", **fields)
 
 
-def _build(info: ModelInfo, source: Source, device: str) -> FocoosModel:
+def _build(info: ModelInfo, source: Source, device: str, allow_random_weights: bool) -> FocoosModel:
     from focoos.focoos_model import FocoosModel
 
     check_supported(info)
     network = build_network(info)
     weights = source.weights_path
+    random_weights = None  # why the network keeps its random weights, and how to load real ones
+    unreachable = None  # a URL that could not be fetched: reported once per process
     if weights is None and info.weights_uri:
         try:
             weights = resolve_weights(info.weights_uri, info.weights_sha256, source.base_dir)
         except WeightsUnreachableError as exc:
             if not source.remote_fallback:
                 raise
-            if info.weights_uri not in _WARNED_UNREACHABLE:
-                _WARNED_UNREACHABLE.add(info.weights_uri)
-                warnings.warn(
-                    f"{info.name}: pretrained weights at {info.weights_uri} are unreachable ({exc}); built with "
-                    f"RANDOM weights. Download that file and pass weights_uri='path/to/model_final.pth', or "
-                    f"retry online (weights are cached in FOCOOS_CACHE_DIR).",
-                    NoWeightsWarning,
-                    stacklevel=3,
-                )
-            return FocoosModel(network, info, device=device)
+            unreachable = info.weights_uri
+            random_weights = (
+                f"pretrained weights at {info.weights_uri} are unreachable ({exc}); it holds RANDOM weights. "
+                f"Download that file to {cached_weights_path(info.weights_uri)} (where FOCOOS_CACHE_DIR keeps it), "
+                f"pass weights_uri='path/to/model_final.pth' to ModelManager.get, or retry online"
+            )
     if weights is not None:
         load_weights(network, weights)
-    else:
-        message = (
-            f"{info.name} has no pretrained weights: it was built with RANDOM weights and its detections "
-            f"mean nothing. Train it (model.train(args, data_train, data_val)) or pass "
-            f"weights_uri='path/or/url/to/model_final.pth'."
+        if info.untrained:
+            random_weights = (f"its {INFO_FILE} says its weights are RANDOM (status {RANDOM_WEIGHTS_STATUS}). "
+                              f"Train it (model.train(args, data_train, data_val))")
+    elif random_weights is None:
+        random_weights = (
+            "it has no pretrained weights: it holds RANDOM weights and its detections mean nothing. Train it "
+            "(model.train(args, data_train, data_val)) or pass weights_uri='path/or/url/to/model_final.pth'"
         )
-        warnings.warn(message, NoWeightsWarning, stacklevel=3)
-    return FocoosModel(network, info, device=device)
+    if random_weights is not None and not allow_random_weights and _first_warning(unreachable):
+        warnings.warn(f"{info.name}: {random_weights}.", NoWeightsWarning, stacklevel=3)
+    return FocoosModel(network, info, device=device, random_weights=random_weights,
+                       allow_random_weights=allow_random_weights)
+
+
+def _first_warning(unreachable_url: str | None) -> bool:
+    """An unreachable URL is reported once per process; any other cause of random weights every time."""
+    if unreachable_url is None:
+        return True
+    first = unreachable_url not in _WARNED_UNREACHABLE
+    _WARNED_UNREACHABLE.add(unreachable_url)
+    return first

@@ -274,6 +274,10 @@ class LatencyMetrics(BaseModel):
         )
 
 
+# ModelInfo.status of a model whose weights are random (built with the explicit opt-in, never trained).
+RANDOM_WEIGHTS_STATUS = "RANDOM_WEIGHTS"
+
+
 class ModelInfo(BaseModel):
     """Everything needed to rebuild, pre/postprocess and describe a model; stored as model_info.json.
 
@@ -336,6 +340,16 @@ class ModelInfo(BaseModel):
         """(height, width) the network expects."""
         return to_hw(self.im_size)
 
+    @property
+    def untrained(self) -> bool:
+        """True when this info describes random weights (see as_untrained)."""
+        return self.status == RANDOM_WEIGHTS_STATUS
+
+    def as_untrained(self) -> ModelInfo:
+        """This info for a network holding random weights: no trained status, metrics or weights source."""
+        return self.model_copy(update={"status": RANDOM_WEIGHTS_STATUS, "val_metrics": None, "val_dataset": None,
+                                       "weights_uri": None, "weights_sha256": None})
+
     @classmethod
     def from_json(cls, source: str | Path | dict[str, Any]) -> ModelInfo:
         """Read a model_info.json path or dict; invalid content raises ModelInfoError naming the field."""
@@ -350,6 +364,8 @@ class ModelInfo(BaseModel):
             except json.JSONDecodeError as exc:
                 raise ModelInfoError(f"{path} is not valid JSON: {exc}") from exc
             origin = str(path)
+        if not isinstance(data, dict):
+            raise ModelInfoError(f"invalid {origin}: expected a JSON object, got {type(data).__name__}")
         return cls.validated(origin, **data)
 
     @classmethod
@@ -362,6 +378,8 @@ class ModelInfo(BaseModel):
                 f"{'.'.join(str(p) for p in err['loc']) or 'model'}: {err['msg']}" for err in exc.errors()
             )
             raise ModelInfoError(f"invalid {origin}: {problems}") from exc
+        except (TypeError, ValueError) as exc:  # a validator handed a value of the wrong type
+            raise ModelInfoError(f"invalid {origin}: {exc}") from exc
 
     def dump_json(self, path: str | Path) -> Path:
         path = Path(path)

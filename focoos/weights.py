@@ -48,6 +48,12 @@ def _download(url: str, target: Path, expected_sha256: str | None) -> Path:
         raise WeightsUnreachableError(f"cannot download weights from {url}: {exc}") from exc
 
 
+def cached_weights_path(url: str) -> Path:
+    """Where a downloaded weights URL is kept: a file placed there by hand is used as if downloaded."""
+    url_key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return cache_dir() / "weights" / f"{url_key}-{Path(url.split('?')[0]).name or 'weights.pth'}"
+
+
 def resolve_weights(uri: str, sha256: str | None = None, base_dir: Path | None = None) -> Path:
     """Return a local file for a weights URI: a path (relative to base_dir) or an http(s) URL.
 
@@ -55,8 +61,7 @@ def resolve_weights(uri: str, sha256: str | None = None, base_dir: Path | None =
     sha256 is given and fetched again if it no longer matches.
     """
     if uri.startswith(("http://", "https://")):
-        url_key = hashlib.sha256(uri.encode()).hexdigest()[:16]
-        target = cache_dir() / "weights" / f"{url_key}-{Path(uri.split('?')[0]).name or 'weights.pth'}"
+        target = cached_weights_path(uri)
         if target.is_file():
             try:
                 _check_sha256(target, sha256, str(target))
@@ -102,6 +107,10 @@ def load_weights(network: Any, path: Path) -> None:
     )
     if not isinstance(state, dict):
         raise WeightsError(f"{path} holds no state dict")
+    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(k, str) or not torch.is_tensor(v))
+    if not_tensors:
+        raise WeightsError(f"{path} is not a state dict: {len(not_tensors)} entries are not named tensors "
+                           f"({', '.join(not_tensors[:5])})")
     expected = network.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -119,4 +128,7 @@ def load_weights(network: Any, path: Path) -> None:
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys ({', '.join(unexpected[:5])})")
         raise WeightsError(f"weights {path} do not fit the architecture: {'; '.join(parts)}")
-    network.load_state_dict(state, strict=True)
+    try:
+        network.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError) as exc:  # e.g. a tensor whose dtype cannot be copied in
+        raise WeightsError(f"cannot load weights {path}: {exc}") from exc

@@ -6,7 +6,6 @@ import http.server
 import os
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from focoos import ModelFamily, ModelInfo, ModelManager, NoWeightsWarning, Task
+from focoos import ModelFamily, ModelInfo, ModelManager, Task
 
 # Registry names carry Focoos' weights URLs: tests never reach for them (they build random weights).
 os.environ.setdefault("FOCOOS_OFFLINE", "1")
@@ -90,13 +89,12 @@ def small_detr_info(name: str = "tiny-detr") -> ModelInfo:
 
 
 def quiet_get(*args, **kwargs):
-    """ModelManager.get without the random-weights warning (tests build untrained models on purpose)."""
+    """ModelManager.get opting in to random weights (tests build untrained models on purpose): no warning,
+    and repositories and exports built from the model are marked untrained."""
     import torch
 
     torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoWeightsWarning)
-        return ModelManager.get(*args, **kwargs)
+    return ModelManager.get(*args, allow_random_weights=True, **kwargs)
 
 
 @pytest.fixture(scope="session")

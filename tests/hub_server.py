@@ -61,12 +61,13 @@ def add_user(root: Path, ref: str, api_key: str, email: str) -> None:
     _write_json(path, users)
 
 
-def add_model(root: Path, ref: str, owner_ref: str, info: dict[str, Any], weights: Path | None = None) -> None:
+def add_model(root: Path, ref: str, owner_ref: str, info: dict[str, Any], weights: Path | None = None,
+              updated_at: str | None = None) -> None:
     """A trained hub model from a local ModelInfo dict (name, model_family, task, classes, im_size, config)."""
     record = {
         "ref": ref, "name": info["name"], "description": info.get("description"), "is_managed": False,
         "owner_ref": owner_ref, "focoos_model": info.get("focoos_model") or info["name"], "config": info["config"],
-        "task": info["task"], "created_at": now(), "updated_at": now(), "status": "TRAINING_COMPLETED",
+        "task": info["task"], "created_at": now(), "updated_at": updated_at or now(), "status": "TRAINING_COMPLETED",
         "model_family": info["model_family"], "classes": info["classes"], "im_size": info["im_size"],
     }
     _write_json(Path(root) / "models" / ref / "model.json", record)

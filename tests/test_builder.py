@@ -26,7 +26,7 @@ def test_tensorrt_fp16_repository(small_detr, tmp_path):
     assert network.backend == "onnxruntime" and network.default_model_filename == "model.onnx"
     assert network.instance_group[0].kind == network.instance_group[0].KIND_GPU
     assert list(network.dynamic_batching.preferred_batch_size) == [1, 2, 4, 8]
-    assert network.model_warmup[0].inputs["images"].random_data
+    assert network.model_warmup[0].inputs["images"].zero_data  # random FP32 bits hold NaN, which the step refuses
     (trt,) = network.optimization.execution_accelerators.gpu_execution_accelerator
     assert trt.name == "tensorrt" and set(trt.parameters) <= TENSORRT_PARAMETER_KEYS
     assert trt.parameters["precision_mode"] == "FP16"
@@ -146,3 +146,39 @@ def test_engine_prebuild_needs_tensorrt_and_says_so(small_cls, tmp_path):
     repo.add(small_cls, runtime_type=RuntimeType.ONNX_CPU, name="cpu")
     with pytest.raises(RuntimeUnavailableError, match="no TensorRT accelerator"):
         prebuild_engine_cache(repo.root, "cpu", tmp_path / "cache")
+
+
+def test_runtime_defaults_to_the_targets_and_a_gpu_runtime_on_the_cpu_is_refused(small_cls, tmp_path):
+    repo = RepositoryBuilder(tmp_path)
+    assert repo.add(small_cls, name="e", target="embedded").runtime_type == "onnx_cpu"
+    assert _config(tmp_path, "e_model").parameters["runtime_type"].string_value == "onnx_cpu"
+    assert repo.add(small_cls, name="g").runtime_type == "onnx_trt16"
+    for target, runtime in (("embedded", RuntimeType.ONNX_TRT16), ("cpu", RuntimeType.ONNX_CUDA32)):
+        with pytest.raises(RepositoryError, match=f"target {target} runs the network.*not {runtime.value}"):
+            repo.add(small_cls, name="bad", target=target, runtime_type=runtime)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_rebuilding_for_another_target_replaces_the_versions_the_new_configs_cannot_serve(small_cls, tmp_path):
+    repo = RepositoryBuilder(tmp_path)
+    repo.add(small_cls, name="c", target="embedded")
+    assert repo.add(small_cls, name="c", target="embedded").versions == [1, 2]  # same backend: kept for a roll-back
+    served = repo.add(small_cls, name="c", target="gpu")
+    assert served.versions == [3] and (served.target, served.runtime_type) == ("gpu", "onnx_trt16")
+    assert sorted(p.name for p in (tmp_path / "c_model").iterdir()) == ["3", "config.pbtxt"]
+    assert repo.validate() == []
+    assert repo.add(small_cls, name="c", target="embedded").versions == [4] and repo.validate() == []
+
+
+def test_validate_names_a_version_built_for_another_backend(small_cls, tmp_path):
+    import shutil
+
+    repo = RepositoryBuilder(tmp_path / "gpu")
+    repo.add(small_cls, name="c", target="gpu")
+    mixed = RepositoryBuilder(tmp_path / "mixed")
+    mixed.add(small_cls, name="c", target="embedded")
+    for step in ("c", "c_preprocess", "c_model", "c_postprocess"):  # a version 2 from a gpu build
+        shutil.copytree(repo.root / step / "1", mixed.root / step / "2")
+    problems = mixed.validate()
+    assert problems == ["c_model/2: built for another backend, model file or tensors than c_model/config.pbtxt "
+                        "describes (a server cannot load it): build the name again"]

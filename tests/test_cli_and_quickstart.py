@@ -87,7 +87,8 @@ def test_cli_predict_writes_an_annotated_image(tmp_path):
 
 def test_cli_export_and_errors(tmp_path):
     result = _run(
-        [str(FOCOOS_BIN), "export", "--model", "fai-cls-n-coco", "--runtime", "onnx_cpu", "--out-dir", "e"],
+        [str(FOCOOS_BIN), "export", "--model", "fai-cls-n-coco", "--runtime", "onnx_cpu", "--out-dir", "e",
+         "--allow-random-weights"],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr

@@ -47,7 +47,7 @@ import yaml
 from compose_spec import PyCompose
 from focoos.builder.configs import DEFAULT_ENGINE_CACHE
 from focoos.builder.repository import RepositoryBuilder
-from focoos.builder.server import TritonServer, free_port
+from focoos.builder.server import HTTP_APIS_BUT_HEALTH, TLS_HTTP_HEADER, TritonServer, free_port
 from focoos.client.bench import add_bench_arguments
 from focoos.client.control import ADMIN_KEY_NAME, ModelControl
 from packaging.requirements import Requirement
@@ -68,6 +68,8 @@ COMPOSE_ENV = {"FOCOOS_ADMIN_KEY": "compose-test-key"}  # the one variable compo
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("gpu", "cpu", "gpu-object-store", "kserve", "gpu-mtls")
 TLS_FLAGS = ("grpc-use-ssl-mutual", "grpc-server-cert", "grpc-server-key", "grpc-root-cert")
+# With TLS on gRPC, what keeps Triton's TLS-less HTTP from bypassing it (as TritonServer does with ServerTLS).
+TLS_HTTP_FLAGS = ("http-address", "metrics-address", "http-restricted-api")
 KUBERNETES_VERSION = "1.30.0"  # bundled by kubernetes-validate (1.25 .. 1.37)
 CRD_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
@@ -326,7 +328,7 @@ def test_compose_tls_override_adds_mutual_tls_from_secrets_to_the_same_command(c
     base, tls = compose["services"]["triton"]["command"], compose_tls["services"]["triton"]["command"]
     assert tls[:len(base)] == base, "the override repeats the base command: keep them in step"
     args = _triton_args(compose_tls["services"]["triton"])
-    assert sorted(a.removeprefix("--").split("=")[0] for a in tls[len(base):]) == sorted(TLS_FLAGS)
+    assert sorted(a.removeprefix("--").split("=")[0] for a in tls[len(base):]) == sorted(TLS_FLAGS + TLS_HTTP_FLAGS)
     secrets = compose_tls["secrets"]
     for flag, name in [("grpc-server-cert", "triton_server_cert"), ("grpc-server-key", "triton_server_key"),
                        ("grpc-root-cert", "triton_client_ca")]:
@@ -512,7 +514,8 @@ def entrypoint_repository(small_detr, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("entrypoint")
     small_detr.save(work / "det")
     env = {"FOCOOS_MODEL": str(work / "det"), "FOCOOS_RUNTIME": "onnx_cpu", "FOCOOS_TARGET": "embedded",
-           "FOCOOS_REPOSITORY": str(work / "repository"), "FOCOOS_MAX_BATCH_SIZE": "4"}
+           "FOCOOS_REPOSITORY": str(work / "repository"), "FOCOOS_MAX_BATCH_SIZE": "4",
+           "FOCOOS_ALLOW_RANDOM_WEIGHTS": "1"}  # small_detr is untrained
     first = _entrypoint(env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "built det version 1" in first.stdout and "det: versions [1]" in first.stdout
@@ -870,14 +873,18 @@ def test_triton_deployment_is_wired_for_production(rendered, overlay):
     spec = _pod_spec(deployment)
     [triton] = [c for c in spec["containers"] if c["name"] == "triton"]
     ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
-    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    tls = overlay == "gpu-mtls"  # HTTP stays inside the pod (test_tls_overlays_expose_only_what_tls_protects)
+    assert ports == {"grpc": 8001, "metrics": 8002, **({} if tls else {"http": 8000})}
     args = dict(a.removeprefix("--").split("=", 1) for a in triton["args"][1:])
     assert {args["http-port"], args["grpc-port"], args["metrics-port"]} == {"8000", "8001", "8002"}
     assert args["metrics-config"] == "summary_latencies=true" and args["strict-readiness"] == "true"
 
     # Probes: ready/live endpoints, a startup budget for TensorRT engine builds on GPU.
-    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    for probe, endpoint in [("readinessProbe", "ready"), ("livenessProbe", "live")]:
+        if tls:
+            assert f"http://127.0.0.1:8000/v2/health/{endpoint}" in triton[probe]["exec"]["command"][-1]
+        else:
+            assert triton[probe]["httpGet"]["path"] == f"/v2/health/{endpoint}"
     startup = triton["startupProbe"]
     budget_s = startup["periodSeconds"] * startup["failureThreshold"]
     assert budget_s >= (1200 if overlay.startswith("gpu") else 120)
@@ -948,7 +955,7 @@ def test_triton_deployment_is_wired_for_production(rendered, overlay):
     [policy] = _objects(docs, "NetworkPolicy").values()
     assert _matches(policy["spec"]["podSelector"], pod_labels) and policy["spec"]["policyTypes"] == ["Ingress"]
     allowed = [({p["port"] for p in rule["ports"]}, rule["from"]) for rule in policy["spec"]["ingress"]]
-    assert {frozenset(p) for p, _ in allowed} == {frozenset({8000, 8001}), frozenset({8002})}
+    assert {frozenset(p) for p, _ in allowed} == {frozenset({8001} if tls else {8000, 8001}), frozenset({8002})}
     scraper = next(peers for p, peers in allowed if p == {8002})
     assert all("namespaceSelector" in peer and "podSelector" in peer for peer in scraper), "only Prometheus scrapes"
 
@@ -977,7 +984,7 @@ def test_admin_key_and_mutual_tls_come_from_secrets(rendered, overlay):
     spec, triton = _server_container(rendered[overlay])
     args = dict(a.removeprefix("--").split("=", 1) for a in triton["args"] if a.startswith("--"))
     restricted = f"model-repository,shared-memory:{ADMIN_KEY_NAME}=$(FOCOOS_ADMIN_KEY)"  # kubelet expands $(VAR)
-    assert args["grpc-restricted-protocol"] == args["http-restricted-api"] == restricted
+    assert args["grpc-restricted-protocol"] == restricted and f"--http-restricted-api={restricted}" in triton["args"]
     env = {e["name"]: e for e in triton["env"]}
     assert env["FOCOOS_ADMIN_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "focoos-triton-admin", "key": "admin-key"}
     if overlay != "gpu-mtls":
@@ -990,6 +997,63 @@ def test_admin_key_and_mutual_tls_come_from_secrets(rendered, overlay):
     assert secret["secretName"] == "focoos-triton-tls" and secret["defaultMode"] == 0o440
     for flag, key in [("grpc-server-cert", "tls.crt"), ("grpc-server-key", "tls.key"), ("grpc-root-cert", "ca.crt")]:
         assert args[flag] == f"{mounts['tls']}/{key}"  # cert-manager's Secret layout
+
+
+def _restricted_http_apis(args: list[str]) -> dict[str, str]:
+    """Each HTTP API that some --http-restricted-api flag closes, with the header name that opens it."""
+    apis: dict[str, str] = {}
+    for arg in args:
+        if arg.startswith("--http-restricted-api="):
+            names, key = arg.split("=", 1)[1].split(":", 1)
+            apis.update(dict.fromkeys(names.split(","), key.split("=")[0]))
+    return apis
+
+
+def _check_http_closed(args: list[str]) -> None:
+    """HTTP on loopback with every API but health closed; metrics on every interface for the scraper."""
+    flags = dict(a.removeprefix("--").split("=", 1) for a in args if a.startswith("--"))
+    assert flags["http-address"] == "127.0.0.1" and flags["metrics-address"] == "0.0.0.0"
+    apis = _restricted_http_apis(args)
+    assert set(apis) == set(HTTP_APIS_BUT_HEALTH) and "health" not in apis
+    assert {apis[api] for api in HTTP_APIS_BUT_HEALTH if api not in ("model-repository", "shared-memory")} == {
+        TLS_HTTP_HEADER}
+
+
+def test_tls_overlays_expose_only_what_tls_protects(compose_tls, rendered):
+    """Triton's HTTP has no TLS: with gRPC over mutual TLS only gRPC leaves the host or pod, and metrics go
+    to Prometheus alone (compose: the host's loopback and the compose network; Kubernetes: the NetworkPolicy)."""
+    triton = compose_tls["services"]["triton"]
+    assert sorted(triton["ports"]) == ["127.0.0.1:8002:8002", "8001:8001"]
+    assert "localhost:8000/v2/health/ready" in " ".join(triton["healthcheck"]["test"])  # inside the container
+    _check_http_closed(triton["command"])
+
+    docs = rendered["gpu-mtls"]
+    _, container = _server_container(docs)
+    _check_http_closed(container["args"])
+    assert 8000 not in {p["containerPort"] for p in container["ports"]}
+    assert all("httpGet" not in container[probe] for probe in ("startupProbe", "readinessProbe", "livenessProbe"))
+    for service in _objects(docs, "Service").values():
+        assert 8000 not in {p["port"] for p in service["spec"]["ports"]}, service["metadata"]["name"]
+    [policy] = _objects(docs, "NetworkPolicy").values()
+    assert 8000 not in {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+
+
+def test_tls_overlay_http_flags_close_http_on_a_real_server(entrypoint_repository, compose_tls):
+    """The overlay's HTTP flags, as Triton reads them: health answers, everything else wants a header."""
+    command = compose_tls["services"]["triton"]["command"]
+    flags = [a for a in command if a.startswith(("--http-restricted-api", "--http-address"))]
+    with TritonServer(entrypoint_repository, extra_args=flags) as server:
+        def status(path: str, method: str = "GET", headers: dict | None = None) -> int:
+            request = urllib.request.Request(f"{server.http_url}{path}", method=method, headers=headers or {})
+            try:
+                with _NO_PROXY.open(request, timeout=5) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert status("/v2/health/ready") == 200
+        assert status("/v2/models/det/config") == status("/v2/repository/index", "POST") == 403
+        assert status("/v2/models/det/config", headers={TLS_HTTP_HEADER: COMPOSE_ENV["FOCOOS_ADMIN_KEY"]}) == 200
 
 
 def test_kserve_variant_serves_the_builder_pvc_with_our_runtime(rendered):

@@ -1,63 +1,110 @@
-"""Overload: at 3x the rate a server sustains, its queue limits keep the accepted calls' latency bounded
-and refuse the rest at once with ServerBusy (never a timeout); the server then serves as before."""
+"""Overload: the ensemble admits a bounded number of requests; the rest are refused with ServerBusy before
+the server reads their input, nothing is lost, and slots come back. Timings live in benchmarks/overload.py."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from focoos.builder import RepositoryBuilder
-from focoos.builder.configs import read_config
-from focoos.client import AsyncTritonInferModel, TritonInferModel
-from focoos.client.bench import run_closed_loop, run_open_loop
+from focoos.builder.configs import default_max_in_flight, read_config
+from focoos.client import AsyncTritonInferModel, InvalidInput, ServerBusy, TritonInferModel
 
 from focoos import ModelManager
 from focoos.ports import RuntimeType
+from focoos.processing.transport import IMAGE, IMAGE_SHAPE, PARAM_MAX_IN_FLIGHT
 
-MAX_QUEUE_SIZE = 2
-OVERLOAD = 3.0
-DURATION_S = 6.0
-BOUNDED_P99_MS = 2500.0
+MAX_IN_FLIGHT = 2
+MAX_LEASE_S = 60.0  # far above what the leases of these tests come to (four service times, at least 1 s)
+BURST = 24
 
 
 @pytest.fixture(scope="module")
 def server(serve_repository):
-    """The bundled detector: slow enough on a CPU (about 10 req/s) that the load generator is never the limit."""
     model = ModelManager.get("fai-detr-n-digits", device="cpu")
     return serve_repository({"tiny": (model, RuntimeType.ONNX_CPU)}, max_batch_size=1,
-                            build={"max_queue_size": MAX_QUEUE_SIZE})
+                            build={"max_in_flight": MAX_IN_FLIGHT, "admission_max_lease_s": MAX_LEASE_S})
 
 
-def test_queue_limits_are_in_the_first_and_the_network_step(server):
-    for step in ("tiny_preprocess", "tiny_model"):
-        policy = read_config(server.repository / step).dynamic_batching.default_queue_policy
-        assert policy.max_queue_size == MAX_QUEUE_SIZE and policy.timeout_action == policy.REJECT
+def test_the_gate_is_in_the_first_and_the_last_step(server):
+    for step in ("tiny_preprocess", "tiny_postprocess"):
+        assert read_config(server.repository / step).parameters[PARAM_MAX_IN_FLIGHT].string_value == "2"
     assert RepositoryBuilder(server.repository).validate() == []
+    assert default_max_in_flight(max_batch_size=8, network_instances=1, python_instances=4) == 20
 
 
-def test_three_times_the_sustainable_rate_gets_bounded_latency_or_server_busy(server, image_path):
+def test_more_calls_than_slots_one_after_another_all_succeed(server, image_path):
+    """Every finished request gives its slot back."""
+    with TritonInferModel(server.grpc_url, "tiny") as client:
+        for _ in range(3 * MAX_IN_FLIGHT):
+            client.infer(image_path.read_bytes())
+
+
+def test_a_burst_gets_answers_or_server_busy_and_nothing_is_lost(server, image_path):
     payload = image_path.read_bytes()
 
-    async def measure():
-        async with AsyncTritonInferModel(server.grpc_url, "tiny") as client:  # the default options
-            async def send(data: bytes) -> object:
-                return await client.infer(data)
+    async def burst() -> list[object]:
+        async with AsyncTritonInferModel(server.grpc_url, "tiny", max_retries=0) as client:
+            return await asyncio.gather(*(client.infer(payload) for _ in range(BURST)), return_exceptions=True)
 
-            sustained = await run_closed_loop(send, [payload], concurrency=2, duration_s=3.0, warmup_s=0.5)
-            overload = await run_open_loop(send, [payload], OVERLOAD * sustained.throughput_rps, duration_s=DURATION_S)
-            return sustained, overload
+    outcomes = asyncio.run(burst())
+    busy = [o for o in outcomes if isinstance(o, ServerBusy)]
+    answered = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(busy) + len(answered) == BURST, [o for o in outcomes if isinstance(o, Exception)]
+    assert answered and busy  # at most MAX_IN_FLIGHT at once: a burst of 24 cannot all be admitted
+    assert "server busy" in str(busy[0]) and busy[0].status == "StatusCode.UNAVAILABLE"
+    with TritonInferModel(server.grpc_url, "tiny") as client:  # the slots came back
+        for _ in range(MAX_IN_FLIGHT + 1):
+            client.infer(payload)
 
-    sustained, overload = asyncio.run(measure())
-    print(f"sustained {sustained.throughput_rps:.1f} req/s, p50 {sustained.p50_ms:.0f} ms, p99 "
-          f"{sustained.p99_ms:.0f} ms; at {overload.rate_rps:.1f} req/s: {overload}")
-    assert sustained.errors == 0
-    assert set(overload.error_kinds) == {"ServerBusy"}, overload.error_kinds  # no timeout, nothing else
-    # Refusing costs the server CPU too (measured on 2 shared cores: 4-10 of the 20 req/s stay served).
-    assert overload.ok > 0.1 * sustained.throughput_rps * DURATION_S
-    ok, busy = overload.latency_ms["ok"], overload.latency_ms["ServerBusy"]
-    # Bounded: an unbounded queue would hold (OVERLOAD - 1) x rate x DURATION_S calls by the end (about 12 s of
-    # waiting here), growing with the duration; measured p99 about 1.1 s against a 95 ms p50 unloaded.
-    assert ok["p99"] < BOUNDED_P99_MS
-    assert busy["p50"] < sustained.p50_ms  # refused at once: faster than an unloaded call
-    with TritonInferModel(server.grpc_url, "tiny") as client:  # and then serves as before
-        assert client.infer(payload) is not None
+
+def _until_admitted(client: TritonInferModel, payload: bytes, since: float) -> type[Exception] | None:
+    """Call until the gate admits the call (its outcome: None for an answer, else the error's class); fails
+    if that takes the longest lease, which a dead request's slot is never held past."""
+    while True:
+        try:
+            client.infer(payload)
+            return None
+        except ServerBusy:
+            assert time.monotonic() - since < MAX_LEASE_S, "slots of dead requests held to the longest lease"
+            time.sleep(0.2)
+        except InvalidInput:
+            return InvalidInput
+
+
+def test_a_full_gate_refuses_before_reading_the_input_and_dead_requests_give_their_slots_back(server):
+    """Direct calls to the first step take slots that no postprocess step gives back: with every slot
+    taken, bytes that are no image get ServerBusy, not InvalidInput (the input was never read); once the
+    slots' lease is over the same call gets InvalidInput."""
+    garbage = b"certainly not an image" * 4
+    taken = time.monotonic()
+    with grpcclient.InferenceServerClient(server.grpc_url) as raw:
+        for _ in range(MAX_IN_FLIGHT):
+            pixels = grpcclient.InferInput(IMAGE, [1, 48], "UINT8")
+            pixels.set_data_from_numpy(np.full((1, 48), 128, np.uint8))
+            shape = grpcclient.InferInput(IMAGE_SHAPE, [1, 3], "INT32")
+            shape.set_data_from_numpy(np.array([[4, 4, 3]], np.int32))
+            raw.infer("tiny_preprocess", [pixels, shape])
+    with TritonInferModel(server.grpc_url, "tiny", max_retries=0) as client:
+        with pytest.raises(ServerBusy):
+            client.infer(garbage)
+        assert _until_admitted(client, garbage, taken) is InvalidInput
+
+
+def test_calls_whose_deadline_passes_give_their_slots_back(server, image_path):
+    """Triton cancels the rest of the ensemble for a caller whose deadline passed, so the postprocess step
+    never frees its slot: the lease does, within a few service times."""
+    payload = image_path.read_bytes()
+
+    async def impatient() -> list[object]:
+        async with AsyncTritonInferModel(server.grpc_url, "tiny", max_retries=0, inference_timeout_s=0.01) as client:
+            return await asyncio.gather(*(client.infer(payload) for _ in range(BURST)), return_exceptions=True)
+
+    cancelled = time.monotonic()
+    outcomes = asyncio.run(impatient())
+    assert {type(o).__name__ for o in outcomes} <= {"DeadlineExceeded", "ServerBusy", "FocoosDetections"}
+    with TritonInferModel(server.grpc_url, "tiny", max_retries=0) as client:
+        assert _until_admitted(client, payload, cancelled) is None

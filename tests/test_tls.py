@@ -1,14 +1,19 @@
 """TLS and mutual TLS between our clients and a real tritonserver, with certificates made in the test:
-answers as over plaintext, and each certificate problem a TLSError that says what was wrong."""
+answers as over plaintext, each certificate problem a TLSError that says what was wrong, and no way
+around TLS through the server's other ports."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
 from focoos.builder import ServerTLS, TritonServer
-from focoos.client import AsyncTritonInferModel, ServerUnavailable, TLSError, TritonInferModel
+from focoos.builder.server import TLS_HTTP_HEADER
+from focoos.client import AsyncTritonInferModel, PermissionDenied, ServerUnavailable, TLSError, TritonInferModel
 
 from focoos.ports import RuntimeType
 from tests.tls_certs import make_pki
@@ -19,16 +24,32 @@ def pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
+# The mutual-TLS server listens on every interface, so that another loopback address shows what it exposes
+# beyond loopback; its certificate names localhost and 127.0.0.1 only.
+OTHER_ADDRESS = "127.0.0.2"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 @pytest.fixture(scope="module")
 def mtls_server(serve_repository, small_detr, pki):
     tls = ServerTLS(pki.server.cert, pki.server.key, client_ca=pki.ca)
-    return serve_repository({"tiny": (small_detr, RuntimeType.ONNX_CPU)}, server={"tls": tls})
+    return serve_repository({"tiny": (small_detr, RuntimeType.ONNX_CPU)}, server={"tls": tls, "host": "0.0.0.0"})
 
 
-def _client(server, pki, **files) -> TritonInferModel:
+@pytest.fixture(scope="module")
+def plaintext_server(mtls_server):
+    with TritonServer(mtls_server.repository) as server:
+        yield server
+
+
+def _url(server, host: str = "127.0.0.1") -> str:
+    return f"{host}:{server.grpc_port}"
+
+
+def _client(server, pki, host: str = "127.0.0.1", **files) -> TritonInferModel:
     fields = {"root_certificates": str(pki.ca), "certificate_chain": str(pki.client.cert),
               "private_key": str(pki.client.key), **files}
-    return TritonInferModel(server.grpc_url, "tiny", max_retries=0, inference_timeout_s=10,
+    return TritonInferModel(_url(server, host), "tiny", max_retries=0, inference_timeout_s=10,
                             **{k: v for k, v in fields.items() if v is not None})
 
 
@@ -45,7 +66,7 @@ def test_mutual_tls_sync_and_async_answer_as_local(mtls_server, pki, small_detr,
         _same(client.infer(str(image_path), threshold=0.0), local)
 
     async def call():
-        async with AsyncTritonInferModel(mtls_server.grpc_url, "tiny", root_certificates=str(pki.ca),
+        async with AsyncTritonInferModel(_url(mtls_server), "tiny", root_certificates=str(pki.ca),
                                          certificate_chain=str(pki.client.cert),
                                          private_key=str(pki.client.key)) as client:
             return await client.infer(str(image_path), threshold=0.0)
@@ -69,8 +90,41 @@ def test_handshake_failures_are_tls_errors_and_the_server_stays_up(mtls_server, 
 
 
 def test_plaintext_client_of_a_tls_server_is_told_to_use_tls(mtls_server, image_path):
-    with TritonInferModel(mtls_server.grpc_url, "tiny", max_retries=0) as client, \
+    with TritonInferModel(_url(mtls_server), "tiny", max_retries=0) as client, \
             pytest.raises(ServerUnavailable, match="if the server uses TLS"):
+        client.infer(str(image_path))
+
+
+def test_tls_client_of_a_plaintext_server_is_told_it_does_not_speak_tls(plaintext_server, pki, image_path):
+    with _client(plaintext_server, pki) as client, pytest.raises(TLSError, match="does not speak TLS"):
+        client.infer(str(image_path))
+
+
+def test_a_host_the_certificate_does_not_name_is_a_tls_error(mtls_server, pki, image_path):
+    with _client(mtls_server, pki, host=OTHER_ADDRESS) as client, \
+            pytest.raises(TLSError, match="does not name the host"):
+        client.infer(str(image_path))
+
+
+def _http(url: str, method: str = "GET", body: bytes | None = None) -> int:
+    try:
+        with _NO_PROXY.open(urllib.request.Request(url, data=body, method=method), timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_plain_http_cannot_get_around_mutual_tls(mtls_server, image_path):
+    """Triton's HTTP has no TLS: it answers only health probes, on loopback; metrics stay on loopback too."""
+    for port in (mtls_server.http_port, mtls_server.metrics_port):  # nothing beyond loopback
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((OTHER_ADDRESS, port), timeout=5).close()
+    socket.create_connection((OTHER_ADDRESS, mtls_server.grpc_port), timeout=5).close()  # gRPC is served there
+    assert mtls_server.ready() and mtls_server.http_url.startswith("http://127.0.0.1:")
+    base = f"{mtls_server.http_url}/v2/models/tiny"
+    assert _http(f"{base}/infer", "POST", b'{"inputs": []}') == _http(base) == _http(f"{base}/config") == 403
+    with TritonInferModel(mtls_server.http_url, "tiny") as client, \
+            pytest.raises(PermissionDenied, match=TLS_HTTP_HEADER):
         client.infer(str(image_path))
 
 

@@ -1,6 +1,8 @@
 """Network step for servers with only the python backend: runs the exported ONNX or TorchScript file.
 
-Requests the dynamic batcher groups are concatenated into one batch, run once, and split back.
+Requests the dynamic batcher groups are concatenated into one batch, run once, and split back. Each request is
+checked on its own first (shape, dtype, finite pixels: a caller may reach this step directly), so a bad one gets
+its own INVALID_ARG error and the others of its batch are still served.
 """
 
 import json
@@ -13,7 +15,7 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from focoos_triton_step import StageMetrics, config_parameters  # noqa: E402
+from focoos_triton_step import StageMetrics, config_parameters, invalid_argument  # noqa: E402
 
 
 class TritonPythonModel:
@@ -21,6 +23,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = config_parameters(args)
         self.input_name = config["input"][0]["name"]
+        self.input_dims = tuple(int(d) for d in config["input"][0]["dims"])
         self.output_names = [output["name"] for output in config["output"]]
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), params["model_file"])
         threads = int(params.get("intra_op_threads", "0"))  # 0: the runtime's default, every core
@@ -54,16 +57,48 @@ class TritonPythonModel:
         outputs = (outputs,) if isinstance(outputs, self._torch.Tensor) else outputs
         return [out.numpy() for out in outputs]
 
-    def execute(self, requests):
-        start = time.perf_counter()
-        batches = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
-        outputs = self.run(np.concatenate(batches) if len(batches) > 1 else batches[0])
-        responses, offset = [], 0
+    def _problem(self, batch):
+        """Why a request's input cannot be run, or None."""
+        if batch.dtype != np.float32 or batch.ndim != 1 + len(self.input_dims) or batch.shape[0] < 1 \
+                or tuple(batch.shape[1:]) != self.input_dims:
+            return (f"{self.input_name} must be FP32 [batch >= 1, {', '.join(map(str, self.input_dims))}], "
+                    f"got {batch.dtype} {list(batch.shape)}")
+        if not np.isfinite(batch).all():
+            return f"{self.input_name} holds NaN or infinite values"
+        return None
+
+    def _run_each(self, batches):
+        """Outputs per batch, run together; if that fails, one by one so only the failing batch gets the error."""
+        try:
+            outputs = self.run(np.concatenate(batches) if len(batches) > 1 else batches[0])
+        except Exception as exc:  # noqa: BLE001 - the runtime's error becomes that request's response
+            if len(batches) == 1:
+                return [exc]
+            return [self._run_each([batch])[0] for batch in batches]
+        split, offset = [], 0
         for batch in batches:
             end = offset + batch.shape[0]
-            tensors = [pb_utils.Tensor(name, np.ascontiguousarray(out[offset:end]).astype(np.float32))
-                       for name, out in zip(self.output_names, outputs, strict=True)]
-            responses.append(pb_utils.InferenceResponse(tensors))
+            split.append([np.ascontiguousarray(out[offset:end]).astype(np.float32) for out in outputs])
             offset = end
+        return split
+
+    def execute(self, requests):
+        start = time.perf_counter()
+        responses, good, batches = [None] * len(requests), [], []
+        for i, request in enumerate(requests):
+            batch = pb_utils.get_input_tensor_by_name(request, self.input_name).as_numpy()
+            problem = self._problem(batch)
+            if problem is None:
+                good.append(i)
+                batches.append(batch)
+            else:
+                responses[i] = invalid_argument(problem)
+        for i, outputs in zip(good, self._run_each(batches) if batches else [], strict=True):
+            if isinstance(outputs, Exception):
+                responses[i] = pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(f"the network failed on this request: {outputs}"))
+            else:
+                responses[i] = pb_utils.InferenceResponse(
+                    [pb_utils.Tensor(name, out) for name, out in zip(self.output_names, outputs, strict=True)])
         self.metrics.observe(start, len(requests))
         return responses

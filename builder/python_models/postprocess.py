@@ -9,8 +9,17 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from focoos_admission import open_gate  # noqa: E402
 from focoos_processing import InvalidInputError, pad_task_outputs, postprocess_task  # noqa: E402
-from focoos_processing.transport import ORIGINAL_HW, PARAM_THRESHOLD, PARAM_TOP_K  # noqa: E402
+from focoos_processing.transport import (  # noqa: E402
+    ADMISSION,
+    ORIGINAL_HW,
+    PARAM_ADMISSION_MAX_LEASE_S,
+    PARAM_MAX_IN_FLIGHT,
+    PARAM_THRESHOLD,
+    PARAM_TOP_K,
+    check_request_pixels,
+)
 from focoos_triton_step import (  # noqa: E402
     StageMetrics,
     config_parameters,
@@ -27,8 +36,10 @@ class TritonPythonModel:
         self.max_top_k = int(params["top_k"])
         self.default_threshold = float(params["threshold"])
         self.options = json.loads(params["postprocess_options"])
-        self.input_names = [name for name in input_names(args) if name != ORIGINAL_HW]
+        self.input_names = [name for name in input_names(args) if name not in (ORIGINAL_HW, ADMISSION)]
         self.metrics = StageMetrics(args["model_name"], "postprocess")
+        self.gate = open_gate(args, "_postprocess", int(params.get(PARAM_MAX_IN_FLIGHT, "0")),
+                              float(params.get(PARAM_ADMISSION_MAX_LEASE_S, "0")))
 
     def _options(self, request):
         options = request_parameters(request)
@@ -45,11 +56,25 @@ class TritonPythonModel:
             try:
                 threshold, top_k = self._options(request)
                 original_hw = [tuple(hw) for hw in pb_utils.get_input_tensor_by_name(request, ORIGINAL_HW).as_numpy()]
+                check_request_pixels(original_hw)  # masks are upsampled to these sizes: the same budget as images
                 outputs = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
                 results = postprocess_task(self.task, outputs, original_hw, threshold, top_k, **self.options)
                 padded = pad_task_outputs(self.task, results, self.max_top_k)
                 responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(n, t) for n, t in padded.items()]))
             except InvalidInputError as exc:
                 responses.append(invalid_argument(str(exc)))
+            finally:
+                self._release(request)
             self.metrics.observe(start)
         return responses
+
+    def _release(self, request):
+        """Give back the admission slot the preprocess step took for this request (absent: called directly)."""
+        admission = pb_utils.get_input_tensor_by_name(request, ADMISSION)
+        if self.gate is not None and admission is not None:
+            slot, token = (int(v) for v in admission.as_numpy().reshape(-1, 2)[0])
+            self.gate.release(slot, token)
+
+    def finalize(self):
+        if self.gate is not None:
+            self.gate.close()

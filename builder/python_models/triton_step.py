@@ -33,6 +33,11 @@ def invalid_argument(message: str):
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG))
 
 
+def server_busy(message: str):
+    """A refusal for lack of capacity: it reaches the caller as gRPC UNAVAILABLE (HTTP 503) with our message."""
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.UNAVAILABLE))
+
+
 class StageMetrics:
     """Custom Prometheus counters per stage: total microseconds and requests (rate() gives the mean)."""
 

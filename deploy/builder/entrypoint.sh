@@ -9,6 +9,7 @@
 #   FOCOOS_MAX_BATCH_SIZE  largest batch the dynamic batcher forms                  [8]
 #   FOCOOS_REBUILD         if-missing: skip when FOCOOS_NAME is already in the repository;
 #                          always: add a new version (a polling server loads it, then retires the old one)  [if-missing]
+#   FOCOOS_ALLOW_RANDOM_WEIGHTS  1: build even when the weights cannot be fetched (random, marked untrained)   [unset]
 set -eu
 
 model="${FOCOOS_MODEL:-fai-detr-m-coco}"
@@ -24,10 +25,13 @@ case "$rebuild" in
     *) echo "FOCOOS_REBUILD must be if-missing or always, got '$rebuild'" >&2; exit 2 ;;
 esac
 
+set --
+if [ "${FOCOOS_ALLOW_RANDOM_WEIGHTS:-0}" = "1" ]; then set -- --allow-random-weights; fi
+
 if [ "$rebuild" = "if-missing" ] && [ -f "$repository/$name/config.pbtxt" ]; then
     echo "$name is already in $repository (FOCOOS_REBUILD=if-missing): not rebuilding"
 else
     focoos build --model "$model" --runtime "$runtime" --target "$target" --name "$name" \
-        --repository "$repository" --max-batch-size "$max_batch_size"
+        --repository "$repository" --max-batch-size "$max_batch_size" "$@"
 fi
 exec focoos build --check --repository "$repository"

@@ -27,6 +27,12 @@ ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 MARKER = ".focoos_extracted.json"
 # Folders archivers add that are not part of a dataset.
 JUNK_NAMES = ("__MACOSX",)
+# Checked before extracting, from the sizes the archive declares (zipfile never writes more than a member
+# declares). Images barely compress and annotation JSON about 10x, while a zip bomb reaches 1000x: the ratio
+# applies from RATIO_FLOOR_BYTES up, so small archives of flat test images stay fine.
+MAX_EXTRACTED_BYTES = 64 * 2**30
+MAX_COMPRESSION_RATIO = 100
+RATIO_FLOOR_BYTES = 64 * 2**20
 
 
 def archive_suffix(path: str | Path) -> str | None:
@@ -52,6 +58,18 @@ def _check_member(name: str, archive: Path) -> None:
         raise DatasetError(f"archive {archive} holds an unsafe path {name!r}: refusing to extract it")
 
 
+def _check_sizes(archive: Path, sizes: list[int]) -> None:
+    """Refuse an archive that would extract to more than MAX_EXTRACTED_BYTES or inflate beyond the ratio."""
+    total = sum(sizes)
+    ratio = total / max(archive.stat().st_size, 1)
+    if total > MAX_EXTRACTED_BYTES or (total > RATIO_FLOOR_BYTES and ratio > MAX_COMPRESSION_RATIO):
+        raise DatasetError(
+            f"archive {archive} would extract to {total / 2**20:.0f} MiB ({ratio:.0f}x its size): refusing it "
+            f"(limits: {MAX_EXTRACTED_BYTES // 2**30} GiB, {MAX_COMPRESSION_RATIO}x above "
+            f"{RATIO_FLOOR_BYTES // 2**20} MiB); extract it yourself and open the folder if you trust it"
+        )
+
+
 def _extract(archive: Path, into: Path) -> None:
     suffix = archive_suffix(archive)
     try:
@@ -59,6 +77,7 @@ def _extract(archive: Path, into: Path) -> None:
             with zipfile.ZipFile(archive) as zipped:
                 for name in zipped.namelist():
                     _check_member(name, archive)
+                _check_sizes(archive, [info.file_size for info in zipped.infolist()])
                 zipped.extractall(into)
         else:
             with tarfile.open(archive, "r:*") as tarred:
@@ -67,6 +86,7 @@ def _extract(archive: Path, into: Path) -> None:
                     _check_member(member.name, archive)
                     if not (member.isfile() or member.isdir()):
                         raise DatasetError(f"archive {archive} holds a link or device {member.name!r}: refusing it")
+                _check_sizes(archive, [member.size for member in members])
                 if hasattr(tarfile, "data_filter"):  # Python >= 3.12: no links out, no special files
                     tarred.extractall(into, members=members, filter="data")
                 else:

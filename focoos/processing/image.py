@@ -14,8 +14,12 @@ from PIL import Image
 from .errors import InvalidInputError
 
 URL_TIMEOUT_S = 30.0
-# Larger images are refused before decoding: a 20000x20000 RGB image is 1.2 GB of pixels.
+# Larger images are refused before decoding: a 20000x20000 RGB image is 1.2 GB of pixels. The server
+# holds a request to a tighter budget (transport.MAX_REQUEST_PIXELS).
 MAX_IMAGE_PIXELS = 8192 * 8192
+# Formats decoded, as PIL names them: each one's size is read from its header before a pixel is decoded.
+# OpenCV decodes more (Radiance HDR, OpenEXR, PFM...), some of them without a size check of ours.
+ALLOWED_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
 
 
 # libjpeg decodes at 1/2, 1/4 or 1/8 scale (DCT scaling) for about the cost of the smaller image.
@@ -42,13 +46,13 @@ def decode_image_for(
         raise InvalidInputError("image bytes are empty")
     header = _read_header(raw)
     factor, flag = 1, cv2.IMREAD_COLOR
-    if input_hw is not None and header is not None and header[2] == "JPEG":
+    if input_hw is not None and header[2] == "JPEG":
         factor, flag = _reduction(header[:2], input_hw)
     buf = np.frombuffer(raw, dtype=np.uint8)
     image = cv2.imdecode(buf, flag)
     if image is None:
         raise InvalidInputError(f"cannot decode {buf.size} bytes as an image (corrupt or unsupported format)")
-    image = _check_pixels(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    image = _check_pixels(cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image))  # in place: no second copy
     if factor == 1:
         return image, image.shape[:2]
     height, width = header[:2]
@@ -66,16 +70,27 @@ def _reduction(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[in
     return 1, cv2.IMREAD_COLOR
 
 
-def _read_header(data: bytes) -> tuple[int, int, str] | None:
-    """(height, width, format) from the header alone; refuses a declared size over the pixel limit."""
+def encoded_size(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[int, int]:
+    """(height, width) of encoded bytes from their header alone, so a caller can budget before decoding."""
+    raw = data.astype(np.uint8, copy=False).tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    return _read_header(raw)[:2]
+
+
+def _read_header(data: bytes) -> tuple[int, int, str]:
+    """(height, width, format) from the header alone; refuses a format off the allow-list, or a declared
+    size that is empty or over the pixel limit."""
     try:
-        with Image.open(io.BytesIO(data)) as header:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as header:
             width, height = header.size
             image_format = header.format or ""
     except Image.DecompressionBombError as exc:
         raise InvalidInputError(f"image exceeds the pixel limit: {exc}") from exc
-    except Exception:  # noqa: BLE001 - unknown to PIL: let OpenCV decide
-        return None
+    except Exception as exc:  # noqa: BLE001 - PIL says "cannot identify" for corrupt and for other formats
+        raise InvalidInputError(
+            f"cannot decode {len(data)} bytes as an image (corrupt, or not one of {', '.join(ALLOWED_FORMATS)})"
+        ) from exc
+    if width < 1 or height < 1:
+        raise InvalidInputError(f"image has no pixels: {width}x{height}")
     if width * height > MAX_IMAGE_PIXELS:
         raise InvalidInputError(f"image of {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS}")
     return height, width, image_format
@@ -102,11 +117,14 @@ def _from_array(array: np.ndarray, layout: str) -> np.ndarray:
             f"image array must be HxW, HxWx1, HxWx3 or HxWx4 ({layout} for this input), got shape {array.shape}"
         )
     if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.number):
-            raise InvalidInputError(f"image array dtype must be numeric, got {array.dtype}")
-        if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
-            array = array * 255.0
-        array = np.clip(np.nan_to_num(array), 0, 255).round().astype(np.uint8)
+        if not np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.floating):
+            raise InvalidInputError(f"image array dtype must be integer or floating point, got {array.dtype}")
+        if np.issubdtype(array.dtype, np.floating):
+            if not np.isfinite(array).all():  # zeros in their place would be a silent, wrong answer
+                raise InvalidInputError(f"image array holds NaN or infinite values ({array.dtype} {array.shape})")
+            if array.size and float(array.max()) <= 1.0:
+                array = array * 255.0
+        array = np.clip(array, 0, 255).round().astype(np.uint8)
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     elif array.shape[2] == 4:

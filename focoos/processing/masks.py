@@ -27,9 +27,15 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+# One bit per pixel, run-length deflate: a 12-megapixel mask encodes in tens of milliseconds instead of most of a
+# second at 8 bits, and in fewer bytes; every PNG reader decodes it to the same 0/255 mask.
+PNG_MASK_PARAMS = [cv2.IMWRITE_PNG_BILEVEL, 1, cv2.IMWRITE_PNG_COMPRESSION, 1,
+                   cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+
+
 def encode_mask(crop: np.ndarray) -> bytes:
-    """Boolean crop -> PNG bytes (single channel, 0 or 255)."""
-    ok, png = cv2.imencode(".png", crop.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    """Boolean crop -> PNG bytes (single channel, 1 bit: 0 or 255 when decoded)."""
+    ok, png = cv2.imencode(".png", crop.astype(np.uint8) * 255, PNG_MASK_PARAMS)
     if not ok:
         raise InvalidInputError(f"cannot PNG-encode a mask of shape {crop.shape}")
     return png.tobytes()

@@ -188,6 +188,78 @@ def _upsample(prob: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(prob.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+# Output pixels upsampled at a time: what a mask costs in float32 temporaries stays bounded (16 MB each).
+UPSAMPLE_STRIP_PIXELS = 1 << 22
+
+
+def _taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output pixel along one axis: the two source pixels bilinear interpolation reads and the second
+    one's weight (half-pixel centres, edges clamped: cv2.resize INTER_LINEAR, torch align_corners=False)."""
+    pos = ((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5).astype(np.float32)
+    low = np.floor(pos).astype(np.int64)
+    weight = (pos - low).astype(np.float32)
+    weight[(low < 0) | (low >= in_size - 1)] = 0.0
+    low = np.clip(low, 0, in_size - 1)
+    return low, np.minimum(low + 1, in_size - 1), weight
+
+
+def _upsample_window(prob: np.ndarray, y_taps: tuple, x_taps: tuple, rows: slice, cols: slice) -> np.ndarray:
+    """The bilinear upsampling of `prob` restricted to output rows x cols, without the rest of the image."""
+    y_low, y_high, y_weight = (t[rows] for t in y_taps)
+    x_low, x_high, x_weight = (t[cols] for t in x_taps)
+    first = int(y_low[0])
+    source = prob[first : int(y_high[-1]) + 1].astype(np.float32)
+    across = source[:, x_low] * (1.0 - x_weight) + source[:, x_high] * x_weight  # [source rows, cols]
+    out = across[y_low - first]
+    out *= (1.0 - y_weight)[:, None]
+    below = across[y_high - first]
+    below *= y_weight[:, None]
+    out += below
+    return out
+
+
+def _reach(taps: tuple, first: int, last: int) -> slice:
+    """Output pixels whose interpolation reads a source pixel in [first, last]."""
+    low, high, _ = taps
+    hits = np.flatnonzero(((low >= first) & (low <= last)) | ((high >= first) & (high <= last)))
+    return slice(int(hits[0]), int(hits[-1]) + 1)
+
+
+def _instance_mask(
+    prob: np.ndarray, y_taps: tuple, x_taps: tuple, mask_threshold: float
+) -> tuple[tuple[int, int, int, int], np.ndarray, float] | None:
+    """(box, cropped binary mask, mask probability summed inside it) of one query at the original size, or None
+    when the mask is empty. A bilinear value never exceeds the source values it reads, so only the output
+    pixels that read a source pixel >= mask_threshold are upsampled, a strip of rows at a time: time and memory
+    follow the object, not the image, and a full-image mask costs a few bytes per pixel."""
+    above = prob >= mask_threshold
+    src_rows, src_cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+    if src_rows.size == 0:
+        return None
+    rows = _reach(y_taps, int(src_rows[0]), int(src_rows[-1]))
+    cols = _reach(x_taps, int(src_cols[0]), int(src_cols[-1]))
+    height, width = len(y_taps[0]), len(x_taps[0])
+    binary = np.empty((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
+    if 8 * binary.size > height * width:  # OpenCV resizes the whole image about 8x faster per pixel than numpy
+        window = _upsample(prob, height, width)[rows, cols]
+        np.greater_equal(window, mask_threshold, out=binary)
+        inside = float(window[binary].sum(dtype=np.float64))
+        del window
+    else:
+        step = max(1, UPSAMPLE_STRIP_PIXELS // binary.shape[1])
+        inside = 0.0
+        for top in range(rows.start, rows.stop, step):
+            strip = _upsample_window(prob, y_taps, x_taps, slice(top, min(top + step, rows.stop)), cols)
+            part = binary[top - rows.start : top - rows.start + strip.shape[0]]
+            np.greater_equal(strip, mask_threshold, out=part)
+            inside += float(strip[part].sum(dtype=np.float64))
+    box = mask_box(binary)
+    if box is None:
+        return None
+    x1, y1, x2, y2 = box
+    return (x1 + cols.start, y1 + rows.start, x2 + cols.start, y2 + rows.start), binary[y1:y2, x1:x2], inside
+
+
 def _crop_arrays(boxes: list, scores: list, classes: list, masks: list) -> DetectionArrays:
     return DetectionArrays(
         np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
@@ -203,9 +275,8 @@ def _query_scores(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return logits.max(-1), logits.argmax(-1).astype(np.int64)
 
 
-def _mask_score(prob: np.ndarray, binary: np.ndarray, count: int) -> float:
+def _mask_score(inside: float, count: int) -> float:
     """Focoos' mean mask probability inside the binary mask, with its 1e-3 scaling and 1e-5 epsilon."""
-    inside = float(prob[binary].sum(dtype=np.float64))
     return inside * 1e-3 / (count * 1e-3 + 1e-5)
 
 
@@ -214,21 +285,20 @@ def _over(score: float, threshold: float) -> bool:
     return threshold <= 0 or score > threshold
 
 
-def _sorted_arrays(found: list[tuple[float, int, np.ndarray]], top_k: int) -> DetectionArrays:
-    """(score, class, full-size binary mask) -> DetectionArrays, best first, at most top_k, masks cropped."""
+# A detection as found: score, class, xyxy box (pixel edges) and the PNG of its mask cropped to the box. Masks
+# are cropped and encoded as soon as found, so an image's detections never hold a full-size mask each.
+Found = tuple[float, int, tuple[int, int, int, int], bytes]
+
+
+def _sorted_arrays(found: list[Found], top_k: int) -> DetectionArrays:
+    """Found detections -> DetectionArrays, best first (stable on ties), at most top_k."""
     found.sort(key=lambda item: -item[0])
-    boxes, scores, classes, masks = [], [], [], []
-    for score, cls, binary in found[:top_k]:
-        x1, y1, x2, y2 = box = mask_box(binary)
-        boxes.append(box)
-        scores.append(score)
-        classes.append(cls)
-        masks.append(encode_mask(binary[y1:y2, x1:x2]))
-    return _crop_arrays(boxes, scores, classes, masks)
+    kept = found[:top_k]
+    return _crop_arrays([f[2] for f in kept], [f[0] for f in kept], [f[1] for f in kept], [f[3] for f in kept])
 
 
 # (one image's mask maps [Q, h, w], query scores, query classes, height, width, threshold) -> detections found
-MaskFinder = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int, float], list[tuple[float, int, np.ndarray]]]
+MaskFinder = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int, float], list[Found]]
 
 
 def _mask_detections(
@@ -268,17 +338,20 @@ def postprocess_instance(
     """
 
     def find(maps: np.ndarray, scores: np.ndarray, classes: np.ndarray, height: int, width: int,
-             threshold: float) -> list[tuple[float, int, np.ndarray]]:
+             threshold: float) -> list[Found]:
+        y_taps, x_taps = _taps(height, maps.shape[1]), _taps(width, maps.shape[2])
         found = []
         for q in np.flatnonzero([_over(s, threshold) for s in scores]):  # the mask score only lowers a score
-            prob = _upsample(maps[q], height, width)
-            binary = prob >= mask_threshold
-            count = int(np.count_nonzero(binary))
+            mask = _instance_mask(maps[q], y_taps, x_taps, mask_threshold)
+            if mask is None:
+                continue
+            box, crop, inside = mask
+            count = int(np.count_nonzero(crop))
             if count <= 1:
                 continue
-            score = float(scores[q]) * (_mask_score(prob, binary, count) if use_mask_score else 1.0)
+            score = float(scores[q]) * (_mask_score(inside, count) if use_mask_score else 1.0)
             if _over(score, threshold):
-                found.append((score, int(classes[q]), binary))
+                found.append((score, int(classes[q]), box, encode_mask(crop)))
         return found
 
     return _mask_detections(logits, masks, original_hw, threshold, top_k, find)
@@ -299,30 +372,36 @@ def postprocess_semantic(
     with its best class, its region as the mask and its class probability as the score (times the mean mask
     probability over the region when use_mask_score), kept when above a positive threshold. The masks are
     disjoint, several may carry the same class, and at threshold 0 they cover the image: `masks.label_map`
-    rebuilds the label map. Maps are resized to the original image one query at a time, so memory stays
-    O(H x W) rather than O(Q x H x W).
+    rebuilds the label map. Maps are resized to the original image one query at a time and each region is
+    cropped and encoded as soon as found, so memory stays a few bytes per pixel, never O(Q x H x W).
     """
 
     def find(maps: np.ndarray, scores: np.ndarray, classes: np.ndarray, height: int, width: int,
-             threshold: float) -> list[tuple[float, int, np.ndarray]]:
+             threshold: float) -> list[Found]:
         best = np.full((height, width), -np.inf, dtype=np.float32)
-        winner = np.zeros((height, width), dtype=np.int64)
+        winner = np.zeros((height, width), dtype=np.int16 if len(scores) < 2**15 else np.int64)
         for q in range(len(scores)):
-            value = scores[q] * _upsample(maps[q], height, width)
+            value = _upsample(maps[q], height, width)
+            value *= scores[q]
             better = value > best
             np.copyto(best, value, where=better)
             winner[better] = q
+            del value, better
+        del best
         counts = np.bincount(winner.ravel(), minlength=len(scores))
         found = []
         for q in np.flatnonzero(counts > 1):
             if not _over(float(scores[q]), threshold):
                 continue
-            region = winner == q
+            x1, y1, x2, y2 = box = mask_box(winner == q)
+            crop = winner[y1:y2, x1:x2] == q
             score = float(scores[q])
             if use_mask_score:
-                score *= _mask_score(_upsample(maps[q], height, width), region, int(counts[q]))
+                prob = _upsample_window(maps[q], _taps(height, maps.shape[1]), _taps(width, maps.shape[2]),
+                                        slice(y1, y2), slice(x1, x2))
+                score *= _mask_score(float(prob[crop].sum(dtype=np.float64)), int(counts[q]))
             if _over(score, threshold):
-                found.append((score, int(classes[q]), region))
+                found.append((score, int(classes[q]), box, encode_mask(crop)))
         return found
 
     return _mask_detections(logits, masks, original_hw, threshold, top_k, find)
@@ -339,6 +418,19 @@ def postprocess_options(config: dict) -> dict:
         "score_thr": float(config.get("score_thr", KEYPOINT_SCORE_THR)),
         "nms_thr": float(config.get("nms_thr", KEYPOINT_NMS_THR)),
     }
+
+
+def check_network_outputs(outputs: dict[str, np.ndarray], original_hw: list[tuple[int, int]]) -> None:
+    """Refuse what no network answers: an empty or non-finite output, or an image size under one pixel. The
+    Triton postprocess step takes these from anyone who calls it, and NaN in would be NaN boxes out."""
+    for name, array in outputs.items():
+        if array.size == 0:
+            raise InvalidInputError(f"network output {name!r} is empty: shape {list(array.shape)}")
+        if not np.isfinite(array).all():
+            raise InvalidInputError(f"network output {name!r} holds NaN or infinite values")
+    for i, (height, width) in enumerate(original_hw):
+        if height < 1 or width < 1:
+            raise InvalidInputError(f"original size of image {i} must be positive, got {height}x{width}")
 
 
 def postprocess_task(
@@ -361,6 +453,7 @@ def postprocess_task(
     defaults: both off); predict_all_pixels picks postprocess_semantic, as in Focoos' processor.
     For keypoints, `score_thr` and `nms_thr` are the config's (RTMO).
     """
+    check_network_outputs(outputs, original_hw)
     if task == "keypoint":
         return postprocess_keypoints(outputs["boxes"], outputs["scores"], outputs["keypoints"], original_hw,
                                      threshold, top_k, score_thr=score_thr, nms_thr=nms_thr)

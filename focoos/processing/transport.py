@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidInputError
-from .image import MAX_IMAGE_PIXELS, _from_array, decode_image_for
+from .image import _from_array, decode_image_for, encoded_size
 
 IMAGE = "IMAGE"
 IMAGE_SHAPE = "IMAGE_SHAPE"
@@ -55,6 +55,14 @@ PARAM_THRESHOLD = "threshold"
 PARAM_TOP_K = "top_k"
 # Preprocess step option: decode large JPEGs at a reduced scale that still covers the network input.
 PARAM_REDUCED_DECODE = "reduced_decode"
+# Admission control (builder/python_models/admission.py): requests in flight through one ensemble at most,
+# and the longest a slot stays taken by a request that never reached the postprocess step.
+PARAM_MAX_IN_FLIGHT = "max_in_flight"
+PARAM_ADMISSION_MAX_LEASE_S = "admission_max_lease_s"
+# INT64 [B, 2]: the admission slot and its token, from the preprocess step to the postprocess step.
+ADMISSION = "ADMISSION"
+# Opens the message of a call refused for lack of capacity (gRPC UNAVAILABLE, HTTP 503): clients map it to busy.
+SERVER_BUSY = "server busy"
 # Detections kept per image when the model's config sets no top_k (classification keeps every class).
 # Local inference and the builder read default_top_k; the builder writes it into the ensemble's config,
 # so the postprocess step and the client use the server's value: a model answers alike everywhere.
@@ -84,6 +92,30 @@ def _task_default(table: dict[str, int], task: str, key: str) -> int:
     if task not in table:
         raise InvalidInputError(f"no default {key} for task {task!r}: set {key} in the model's config")
     return table[task]
+
+
+# Pixels one served request may carry, summed over its images (a batch is one request). What a pixel costs
+# the server (measured in tests/test_hostile_input.py): 3 bytes decoded, 12 more while the preprocess step
+# casts an image to float32 to resize it, the raw bytes twice more when pixels come raw (the gRPC message and
+# the Python step's shared memory), a few bytes while a mask is upsampled. At 24 MP a raw request peaked at
+# +495 MB, too near the 512 MB bound on what one request may add to the server's idle memory; 16 MP (a
+# 4896x3264 photo, a 12 MP phone photo with room) stays well under it. Larger images are refused before
+# they are decoded: resize them on the client.
+MAX_REQUEST_PIXELS = 16_000_000
+
+
+def check_request_pixels(sizes: list[tuple[int, int]]) -> None:
+    """Refuse image sizes that are empty or whose sum is over MAX_REQUEST_PIXELS: the server's memory bound,
+    checked from headers and declared shapes before anything is decoded or upsampled."""
+    for i, (height, width) in enumerate(sizes):
+        if height < 1 or width < 1:
+            raise InvalidInputError(f"image {i} of the batch has no pixels: {height}x{width}")
+    total = sum(int(height) * int(width) for height, width in sizes)
+    if total > MAX_REQUEST_PIXELS:
+        raise InvalidInputError(
+            f"{len(sizes)} image(s) of {total} pixels in all exceed the server's limit of {MAX_REQUEST_PIXELS} "
+            "pixels per request: resize them or send them in several requests"
+        )
 
 
 def pack_images(images: list[bytes | np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -118,6 +150,8 @@ def unpack_images(
         raise InvalidInputError(f"{IMAGE} must be UINT8 [batch, bytes], got {packed.dtype} {list(packed.shape)}")
     if shapes is not None and shapes.shape != (packed.shape[0], 3):
         raise InvalidInputError(f"{IMAGE_SHAPE} must be INT32 [batch, 3], got {list(shapes.shape)}")
+    declared = [_declared_size(i, row, shapes) for i, row in enumerate(packed)]
+    check_request_pixels(declared)
     images, sizes = [], []
     for i, row in enumerate(packed):
         height, width, channels = (int(v) for v in shapes[i]) if shapes is not None else (0, 0, 0)
@@ -127,12 +161,24 @@ def unpack_images(
                 images.append(image)
                 sizes.append(full_hw)
                 continue
-            if min(height, width) < 1 or channels not in (1, 3, 4) or height * width > MAX_IMAGE_PIXELS:
-                raise InvalidInputError(f"invalid raw image shape {[height, width, channels]}")
-            if height * width * channels > row.size:
-                raise InvalidInputError(f"raw image {[height, width, channels]} needs more than {row.size} bytes")
             images.append(_from_array(row[: height * width * channels].reshape(height, width, channels), "HWC"))
             sizes.append((height, width))
         except InvalidInputError as exc:
             raise InvalidInputError(f"image {i} of the batch: {exc}") from exc
     return images, sizes
+
+
+def _declared_size(i: int, row: np.ndarray, shapes: np.ndarray | None) -> tuple[int, int]:
+    """(height, width) a row declares, from its image header or its IMAGE_SHAPE row, before any decoding."""
+    height, width, channels = (int(v) for v in shapes[i]) if shapes is not None else (0, 0, 0)
+    try:
+        if (height, width, channels) == (0, 0, 0):
+            return encoded_size(row)
+        if min(height, width) < 1 or channels not in (1, 3, 4) or height * width > MAX_REQUEST_PIXELS:
+            raise InvalidInputError(f"invalid raw image shape {[height, width, channels]}: (height, width, 1, 3 or "
+                                    f"4 channels) of at most {MAX_REQUEST_PIXELS} pixels")
+        if height * width * channels > row.size:
+            raise InvalidInputError(f"raw image {[height, width, channels]} needs more than {row.size} bytes")
+        return height, width
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"image {i} of the batch: {exc}") from exc
