@@ -13,6 +13,7 @@ from focoos.errors import (
     InvalidInputError,
     ModelInfoError,
     ModelNotFoundError,
+    RandomWeightsError,
     RuntimeUnavailableError,
     UnsupportedFamilyError,
     WeightsError,
@@ -100,5 +101,6 @@ __all__ = [
     "User",
     "annotate_image",
     "UnsupportedFamilyError",
+    "RandomWeightsError",
     "WeightsError",
 ]

@@ -91,6 +91,9 @@ def test_a_full_gate_refuses_before_reading_the_input_and_dead_requests_give_the
     with TritonInferModel(server.grpc_url, "tiny", max_retries=0) as client:
         with pytest.raises(ServerBusy):
             client.infer(garbage)
+        with TritonInferModel(server.http_url, "tiny") as over_http, pytest.raises(ServerBusy) as refused:
+            over_http.infer(garbage)
+        assert refused.value.status == "503"  # HTTP callers get Service Unavailable
         assert _until_admitted(client, garbage, taken) is InvalidInput
 
 
