@@ -162,8 +162,3 @@ def serve_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
         for server in servers:
             server.stop()
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The install test (about three minutes, one file) first: with the suite split over two workers by file
-    (README's test command), the other worker runs the rest meanwhile instead of waiting for it at the end."""
-    items.sort(key=lambda item: item.path.name != "test_install.py")

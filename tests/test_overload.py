@@ -11,7 +11,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from focoos.builder import RepositoryBuilder
 from focoos.builder.configs import default_max_in_flight, read_config
-from focoos.client import AsyncTritonInferModel, InvalidInput, ServerBusy, TritonInferModel
+from focoos.client import AsyncTritonInferModel, DeadlineExceeded, InvalidInput, ServerBusy, TritonInferModel
 
 from focoos import ModelManager
 from focoos.ports import RuntimeType
@@ -108,6 +108,6 @@ def test_calls_whose_deadline_passes_give_their_slots_back(server, image_path):
 
     cancelled = time.monotonic()
     outcomes = asyncio.run(impatient())
-    assert {type(o).__name__ for o in outcomes} <= {"DeadlineExceeded", "ServerBusy", "FocoosDetections"}
+    assert any(isinstance(o, DeadlineExceeded) for o in outcomes)  # admitted calls whose caller left
     with TritonInferModel(server.grpc_url, "tiny", max_retries=0) as client:
         assert _until_admitted(client, payload, cancelled) is None
