@@ -77,6 +77,13 @@ def _serving_signature(config: mc.ModelConfig) -> tuple:
             [t.name for t in config.input], [t.name for t in config.output])
 
 
+def _built_for_another_config(version_dir: Path, served: mc.ModelConfig) -> bool:
+    """Whether the config a version was built with (VERSION_CONFIG_FILE) differs from the served config.pbtxt
+    in what the version's files must match: a server reads one config per model, so it could not load them."""
+    kept = version_dir / VERSION_CONFIG_FILE
+    return kept.is_file() and _serving_signature(parse_pbtxt(kept.read_text())) != _serving_signature(served)
+
+
 def _copy_python_step(template: str, version_dir: Path) -> None:
     version_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(PYTHON_MODELS_DIR / template, version_dir / "model.py")
@@ -213,10 +220,9 @@ class RepositoryBuilder:
         reads one config per model, so it could not load them (built for another target, runtime or task)."""
         unservable: set[int] = set()
         for step in names.all:
-            current = _serving_signature(read_config(self.root / step))
+            current = read_config(self.root / step)
             for version in model_versions(self.root / step):
-                kept = self.root / step / str(version) / VERSION_CONFIG_FILE
-                if kept.is_file() and _serving_signature(parse_pbtxt(kept.read_text())) != current:
+                if _built_for_another_config(self.root / step / str(version), current):
                     unservable.add(version)
         return sorted(unservable)
 
@@ -306,11 +312,9 @@ class RepositoryBuilder:
             for step in config.ensemble_scheduling.step:
                 if step.model_name not in configs:
                     problems.append(f"{name}: step '{step.model_name}' is not in the repository")
-            current = _serving_signature(config)
             for version in versions:
                 folder = self.root / name / str(version)
-                kept = folder / VERSION_CONFIG_FILE
-                if kept.is_file() and _serving_signature(parse_pbtxt(kept.read_text())) != current:
+                if _built_for_another_config(folder, config):
                     problems.append(f"{name}/{version}: built for another backend, model file or tensors than "
                                     f"{name}/{CONFIG_FILE} describes (a server cannot load it): build the name again")
                     continue
