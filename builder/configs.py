@@ -15,8 +15,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from focoos.infer.runtimes import tensorrt_options
-from focoos.ports import ModelInfo, RuntimeType, Task
-from focoos.processing.postprocess import postprocess_options
+from focoos.models.family import family_spec
+from focoos.ports import ModelInfo, RuntimeType
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 from focoos.processing.transport import (
     ADMISSION,
@@ -25,7 +25,6 @@ from focoos.processing.transport import (
     IMAGE,
     IMAGE_SHAPE,
     KEYPOINTS,
-    MASK_TASKS,
     MASKS,
     NETWORK_INPUT,
     NUM_DETECTIONS,
@@ -36,7 +35,6 @@ from focoos.processing.transport import (
     PARAM_THRESHOLD,
     PARAM_TOP_K,
     SCORES,
-    num_queries,
     task_outputs,
 )
 
@@ -68,9 +66,11 @@ TARGET_RUNTIMES = {
     "gpu": (RuntimeType.ONNX_TRT16, RuntimeType.ONNX_TRT32, RuntimeType.ONNX_CUDA32, RuntimeType.ONNX_CPU,
             RuntimeType.TORCHSCRIPT_32),
     "cpu": (RuntimeType.ONNX_CPU, RuntimeType.TORCHSCRIPT_32),
-    "embedded": (RuntimeType.ONNX_CPU, RuntimeType.TORCHSCRIPT_32),
+    "embedded": (RuntimeType.ONNX_CPU, RuntimeType.TORCHSCRIPT_32, RuntimeType.ONNX_TRT16, RuntimeType.ONNX_TRT32,
+                 RuntimeType.ONNX_CUDA32),  # the python backend runs ONNX Runtime's GPU providers too
 }
 TARGETS = tuple(TARGET_RUNTIMES)
+GPU_RUNTIMES = (RuntimeType.ONNX_TRT16, RuntimeType.ONNX_TRT32, RuntimeType.ONNX_CUDA32)
 CONFIG_FILE = "config.pbtxt"
 VERSION_CONFIG_FILE = "focoos_config.pbtxt"  # each version's own copy of its config, for rollbacks
 DEFAULT_ENGINE_CACHE = "/engine_cache"
@@ -144,16 +144,8 @@ def network_tensors(runtime_type: RuntimeType, output_names: list[str]) -> tuple
 
 
 def output_dims(info: ModelInfo, name: str) -> list[int]:
-    """Per-item dims of a raw network output (batch excluded)."""
-    if info.task == Task.KEYPOINT:  # rows: the top candidates, as many as the export size has priors up to nms_topk
-        return {"boxes": [-1, 4], "scores": [-1, info.num_classes], "keypoints": [-1, -1, 3]}[name]
-    if info.task != Task.DETECTION and info.task.value not in MASK_TASKS:  # classification
-        return [info.num_classes]
-    queries = num_queries(info.task.value, info.config)
-    if info.task == Task.DETECTION:
-        return {"boxes": [queries, 4], "logits": [queries, info.num_classes]}[name]
-    # masks at 1/4 of the input; -1 leaves the rounding to the network
-    return {"logits": [queries, info.num_classes], "masks": [queries, -1, -1]}[name]
+    """Per-item dims of a raw network output (batch excluded), as the model's family declares them."""
+    return family_spec(info.model_family).outputs(info)[name]
 
 
 def _tensor(name: str, dtype: int, dims: list[int], optional: bool = False) -> dict:
@@ -230,8 +222,9 @@ def postprocess_config(
     inputs = [_tensor(n, mc.TYPE_FP32, output_dims(info, n)) for n in output_names]
     inputs.append(_tensor(ORIGINAL_HW, mc.TYPE_INT32, [2]))
     inputs.append(_tensor(ADMISSION, mc.TYPE_INT64, [2], optional=True))
+    options = family_spec(info.model_family).postprocess_options(info)
     parameters = {"task": info.task.value, PARAM_TOP_K: top_k, PARAM_THRESHOLD: threshold,
-                  "postprocess_options": postprocess_options(info.config), **admission.parameters()}
+                  "postprocess_options": options, **admission.parameters()}
     return _python_step(names.postprocess, max_batch_size, inputs, outputs, instances, parameters)
 
 
@@ -273,12 +266,19 @@ def network_config(
             )
         ],
     )
-    gpu = target == "gpu" and runtime_type not in (RuntimeType.ONNX_CPU,)
+    gpu = target in ("gpu", "embedded") and runtime_type in GPU_RUNTIMES
     kind = mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_CPU
+    if target == "gpu" and runtime_type == RuntimeType.TORCHSCRIPT_32:
+        kind = mc.ModelInstanceGroup.KIND_GPU
+    elif target == "embedded" and runtime_type == RuntimeType.TORCHSCRIPT_32:
+        kind = mc.ModelInstanceGroup.KIND_AUTO  # Triton's GPU where there is one, else the CPU
     config.instance_group.append(mc.ModelInstanceGroup(kind=kind, count=instances))
     if target == "embedded":
         config.backend = "python"
         params = {"model_file": model_file, "runtime_type": runtime_type.value, "intra_op_threads": str(threads)}
+        if runtime_type in (RuntimeType.ONNX_TRT16, RuntimeType.ONNX_TRT32):  # the cache goes in the version folder
+            params["tensorrt_options"] = tensorrt_options(runtime_type == RuntimeType.ONNX_TRT16, "", input_name,
+                                                          (height, width), max_batch_size)
         for key, value in _params(params).items():
             config.parameters[key].CopyFrom(value)
         return config
@@ -314,7 +314,8 @@ def tensorrt_accelerator(
                                input_name, size_hw, max_batch_size)
     parameters = {TENSORRT_BACKEND_KEYS.get(k, k): _backend_value(k, v) for k, v in options.items()}
     unknown = set(parameters) - TENSORRT_PARAMETER_KEYS
-    assert not unknown, f"TensorRT keys the onnxruntime backend rejects: {unknown}"
+    if unknown:
+        raise ValueError(f"TensorRT keys the onnxruntime backend rejects: {sorted(unknown)}")
     return mc.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator(name="tensorrt", parameters=parameters)
 
 

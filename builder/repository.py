@@ -19,9 +19,10 @@ import focoos.processing
 from focoos.errors import FocoosError
 from focoos.infer.export import EXPORT_META, INFO_FILE, export_filename, export_network, staging_dir
 from focoos.infer.pipeline import model_top_k
+from focoos.models.family import family_spec
 from focoos.ports import ModelInfo, RuntimeType
-from focoos.processing import validate_threshold
-from focoos.processing.transport import PARAM_THRESHOLD, PARAM_TOP_K
+from focoos.processing import load_images, validate_threshold
+from focoos.processing.transport import DEFAULT_THRESHOLD, PARAM_THRESHOLD, PARAM_TOP_K
 
 from .configs import (
     CONFIG_FILE,
@@ -42,8 +43,11 @@ from .configs import (
     target_runtime,
     to_pbtxt,
 )
+from .python_models.cv_metrics import METRICS_FILE, answers_from_detections, metrics_settings, reference_from_results
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tritonclient.grpc import model_config_pb2 as mc
 
     from focoos.focoos_model import FocoosModel
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 # Found through the imported packages, so a wheel install (site-packages) works as a checkout does.
 PROCESSING_DIR = Path(focoos.processing.__file__).resolve().parent
 PYTHON_MODELS_DIR = Path(__file__).parent / "python_models"
+PROCESSOR_MODULE_FILE = "focoos_processor.py"  # the family's processor.py, next to the postprocess step
 
 
 class RepositoryError(FocoosError):
@@ -84,12 +89,35 @@ def _built_for_another_config(version_dir: Path, served: mc.ModelConfig) -> bool
     return kept.is_file() and _serving_signature(parse_pbtxt(kept.read_text())) != _serving_signature(served)
 
 
-def _copy_python_step(template: str, version_dir: Path) -> None:
+def _copy_python_step(template: str, version_dir: Path, processor: Path | None = None) -> None:
+    """The step's model.py with what it imports: the step helpers, and `focoos.processing` (plus the family's
+    processor for the postprocess step) in a `focoos` folder of its own, so the same import lines run here and
+    in a server that has only numpy, opencv and pillow."""
     version_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(PYTHON_MODELS_DIR / template, version_dir / "model.py")
     shutil.copy(PYTHON_MODELS_DIR / "triton_step.py", version_dir / "focoos_triton_step.py")
     shutil.copy(PYTHON_MODELS_DIR / "admission.py", version_dir / "focoos_admission.py")
-    shutil.copytree(PROCESSING_DIR, version_dir / "focoos_processing", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PYTHON_MODELS_DIR / "cv_metrics.py", version_dir / "focoos_cv_metrics.py")
+    package = version_dir / "focoos"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""What the serving steps need of focoos: numpy processing only."""\n')
+    shutil.copytree(PROCESSING_DIR, package / "processing", ignore=shutil.ignore_patterns("__pycache__"))
+    if processor is not None:
+        shutil.copy(processor, version_dir / PROCESSOR_MODULE_FILE)
+
+
+def _cv_reference(model: FocoosModel, info: ModelInfo, source: dict | str | Path | Sequence | None,
+                  threshold: float) -> dict | None:
+    """Reference distributions for drift: recorded ones, or the model's answers on held-out images (each run at
+    the served input size and threshold, as the ensemble runs it)."""
+    if source is None or isinstance(source, dict):
+        return source
+    if isinstance(source, (str, Path)):
+        return json.loads(Path(source).read_text())
+    images = load_images(list(source))[0]
+    answers = [answers_from_detections(model.infer(im, threshold=threshold, image_size=info.input_hw))
+               for im in images]
+    return reference_from_results(info.task.value, info.classes, answers, [im.shape[:2] for im in images])
 
 
 class RepositoryBuilder:
@@ -112,7 +140,7 @@ class RepositoryBuilder:
         target: str = "gpu",
         max_batch_size: int = 8,
         top_k: int | None = None,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         preprocess_instances: int = 2,
         postprocess_instances: int = 2,
         network_instances: int = 1,
@@ -124,6 +152,8 @@ class RepositoryBuilder:
         max_in_flight: int | None = None,
         admission_max_lease_s: float = DEFAULT_ADMISSION_MAX_LEASE_S,
         allow_random_weights: bool = False,
+        cv_metrics: bool = True,
+        cv_reference: dict | str | Path | Sequence | None = None,
     ) -> ServedModel:
         """Export the network and write the four models; returns what was written.
 
@@ -144,6 +174,9 @@ class RepositoryBuilder:
         at most `admission_max_lease_s`.
         allow_random_weights: build a model whose weights could not be loaded (else RandomWeightsError); its
         metadata then says `weights: random` and its info is marked untrained (FocoosModel.served_info).
+        cv_metrics: the Python steps export what the model sees and answers (python_models/cv_metrics.py).
+        cv_reference: what drift is measured against: held-out images (anything infer() takes, run through the
+        model here at `threshold`), or a recorded reference (dict or JSON file); None: no drift index.
         """
         if runtime_type == RuntimeType.ONNX_COREML:
             raise RepositoryError("Triton has no CoreML backend: pick onnx_trt16, onnx_trt32, onnx_cuda32, onnx_cpu "
@@ -170,7 +203,11 @@ class RepositoryBuilder:
         if max_queue_size < 0 or queue_timeout_ms < 0:
             raise RepositoryError(f"max_queue_size and queue_timeout_ms must be >= 0 (0: no limit), got "
                                   f"{max_queue_size} and {queue_timeout_ms}")
-        output_names = list(model.model.output_names)
+        family = family_spec(info.model_family)
+        output_names = family.output_names(info)
+        if list(model.model.output_names) != output_names:
+            raise RepositoryError(f"{info.name}: the network's outputs {list(model.model.output_names)} are not the "
+                                  f"ones its family declares, {output_names}")
         model_file = export_filename(runtime_type)  # model.pt (libtorch's default) or model.onnx
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -189,7 +226,12 @@ class RepositoryBuilder:
                 shutil.copy(PYTHON_MODELS_DIR / "network.py", network_dir / "model.py")
                 shutil.copy(PYTHON_MODELS_DIR / "triton_step.py", network_dir / "focoos_triton_step.py")
             _copy_python_step("preprocess.py", staging / names.preprocess / version)
-            _copy_python_step("postprocess.py", staging / names.postprocess / version)
+            _copy_python_step("postprocess.py", staging / names.postprocess / version, family.processor_file)
+            if cv_metrics:
+                settings = json.dumps(metrics_settings(names.ensemble, info.task.value, info.classes,
+                                                       _cv_reference(model, info, cv_reference, threshold)))
+                for step in (names.preprocess, names.postprocess):
+                    (staging / step / version / METRICS_FILE).write_text(settings)
             (staging / names.ensemble / version).mkdir(parents=True)
             info.dump_json(staging / names.ensemble / version / INFO_FILE)
 

@@ -1,5 +1,5 @@
 """Rule 3 for every registered family and task: eager, exported (ONNX Runtime, TorchScript) and served
-answers agree. The cases come from the family table (`focoos.models.FAMILY_TASKS`), so a family is
+answers agree. The cases come from the family specs (`focoos.models.families()`), so a family is
 covered the moment it is registered; its smallest registry model is the one tested.
 """
 
@@ -10,14 +10,14 @@ import torch
 from focoos.client import TritonInferModel
 
 from focoos import ModelFamily, ModelManager, ModelRegistry, RuntimeType, Task
-from focoos.models import FAMILY_TASKS
+from focoos.models import families
 from focoos.processing import encode_image
 from tests.conftest import make_scene
 from tests.parity import assert_same_detections
 from tests.test_segmentation import assert_same_masks, sharpen
 
 pytestmark = pytest.mark.slow
-CASES = [(family, task) for family, tasks in FAMILY_TASKS.items() for task in sorted(tasks, key=lambda t: t.value)]
+CASES = [(ModelFamily(name), Task(task)) for name, spec in families().items() for task in sorted(spec.tasks)]
 IDS = [f"{family.value}-{task.value}" for family, task in CASES]
 MAX_SIZE = 128  # exported and served graphs at a small input keep CPU time low; the architecture is the model's
 IMAGES = [make_scene(240, 320, seed=1), make_scene(131, 203, seed=3)]

@@ -20,7 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 from focoos import RuntimeType
 from focoos.processing import InvalidInputError, decode_mask, encode_image, load_image
-from focoos.processing.postprocess import postprocess_detr, postprocess_instance, postprocess_task
+from focoos.processing.postprocess import check_network_outputs, postprocess_detr, postprocess_instance
 from focoos.processing.transport import MAX_REQUEST_PIXELS, pack_images, unpack_images
 from tests.conftest import make_scene, quiet_get
 
@@ -289,11 +289,11 @@ def test_postprocessing_refuses_nan_outputs_and_empty_sizes():
     boxes, scores = np.full((1, 5, 4), 0.5, np.float32), np.full((1, 5, 2), 0.9, np.float32)
     scores[0, 1, 1] = np.nan
     with pytest.raises(InvalidInputError, match="NaN or infinite"):
-        postprocess_task("detection", {"boxes": boxes, "logits": scores}, [(10, 10)], 0.0, 5)
+        check_network_outputs({"boxes": boxes, "logits": scores}, [(10, 10)])
     with pytest.raises(InvalidInputError, match="positive"):
-        postprocess_task("detection", {"boxes": boxes, "logits": np.ones_like(scores)}, [(0, 0)], 0.0, 5)
+        check_network_outputs({"boxes": boxes, "logits": np.ones_like(scores)}, [(0, 0)])
     with pytest.raises(InvalidInputError, match="empty"):
-        postprocess_task("detection", {"boxes": boxes[:, :0], "logits": scores[:, :0]}, [(10, 10)], 0.0, 5)
+        check_network_outputs({"boxes": boxes[:, :0], "logits": scores[:, :0]}, [(10, 10)])
     assert len(postprocess_detr(boxes, np.ones_like(scores), [(10, 10)], 0.0, 5)[0].scores) == 5
 
 

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 import focoos.processing as processing
-from focoos.errors import InvalidInputError
+from focoos.errors import InvalidInputError, UnsupportedFamilyError
+from focoos.infer.pipeline import model_top_k
 from focoos.processing import (
     decode_image,
     encode_image,
@@ -182,15 +183,19 @@ def test_padded_outputs_are_the_task_outputs_in_order(task):
     assert ("MASKS" in padded) == (masks is not None) and ("BOXES" in padded) == (boxes is not None)
 
 
-def test_serving_defaults_come_from_the_transport_contract():
-    from focoos.processing.transport import TASK_NUM_QUERIES, TASK_TOP_K, default_top_k, num_queries
+def test_serving_defaults_come_from_the_family_spec():
+    from focoos.models import family_spec
+    from focoos.ports import ModelInfo
 
-    assert default_top_k("detection", {}, 3) == TASK_TOP_K["detection"]
-    assert default_top_k("instseg", {"top_k": 7}, 3) == 7
-    assert default_top_k("classification", {}, 80) == 80  # every class
-    assert num_queries("semseg", {}) == TASK_NUM_QUERIES["semseg"] and num_queries("detection", {"num_queries": 9}) == 9
-    with pytest.raises(InvalidInputError, match="top_k"):
-        default_top_k("depth", {}, 3)
+    def info(family: str, task: str, config: dict) -> ModelInfo:
+        return ModelInfo(name="m", model_family=family, task=task, classes=["a", "b", "c"], im_size=64, config=config)
+
+    assert model_top_k(info("fai_detr", "detection", {})) == family_spec("fai_detr").top_k == 300
+    assert model_top_k(info("fai_mf", "instseg", {"top_k": 7})) == 7
+    assert model_top_k(info("fai_cls", "classification", {})) == 3  # every class
+    assert family_spec("fai_detr").outputs(info("fai_detr", "detection", {"num_queries": 9}))["boxes"] == [9, 4]
+    with pytest.raises(UnsupportedFamilyError, match="depth"):
+        family_spec("depth")
 
 
 def test_semantic_results_are_drawn_without_boxes(scene):

@@ -9,7 +9,7 @@ from focoos.client import TritonInferModel
 
 from focoos import RuntimeType
 from focoos.infer.pipeline import model_top_k
-from focoos.processing.transport import TASK_NUM_QUERIES, TASK_TOP_K
+from focoos.models import family_spec
 from tests.conftest import make_scene, quiet_get, small_detr_info
 from tests.parity import assert_same_detections
 
@@ -46,7 +46,7 @@ def served(small_cls, tmp_path_factory):
 def test_model_without_top_k_answers_alike_locally_and_served(served, name):
     server, models = served
     info = models[name].model_info
-    expected = TASK_TOP_K["detection"] if name == "det" else info.num_classes  # classification: every class
+    expected = family_spec("fai_detr").top_k if name == "det" else info.num_classes  # classification: every class
     with TritonInferModel(server.grpc_url, name) as client:
         assert client.info.top_k == expected == model_top_k(info)
         for image in IMAGES:
@@ -59,17 +59,18 @@ def test_builder_writes_the_local_top_k_for_the_postprocess_step_and_the_client(
     assert "top_k" not in small_detr.config
     RepositoryBuilder(tmp_path).add(small_detr, runtime_type=RuntimeType.ONNX_CPU, name="d")
     expected = str(model_top_k(small_detr.model_info))
-    assert expected == str(TASK_TOP_K["detection"])
+    assert expected == str(family_spec("fai_detr").top_k)
     assert _params(tmp_path, "d")["top_k"] == expected == _params(tmp_path, "d_postprocess")["top_k"]
 
 
-@pytest.mark.parametrize(("family", "task"), [("fai_detr", "detection"), ("fai_mf", "instseg"),
-                                              ("bisenetformer", "semseg")])
-def test_default_queries_are_the_families_defaults(family, task):
+@pytest.mark.parametrize("family", ["fai_detr", "fai_mf", "bisenetformer"])
+def test_default_queries_are_the_families_defaults(family):
+    """The queries the spec declares for a config without num_queries are the network's."""
     import importlib
 
+    spec = family_spec(family)
     defaults = importlib.import_module(f"focoos.models.{family}.modelling").DEFAULTS
-    assert TASK_NUM_QUERIES[task] == defaults["num_queries"]
+    assert defaults["num_queries"] == importlib.import_module(spec.package).NUM_QUERIES
 
 
 def test_every_infer_path_rejects_unknown_options(small_cls, tmp_path, scene):

@@ -13,17 +13,11 @@ from typing import Any
 import numpy as np
 
 from focoos.benchmark import measure_latency, random_batch
+from focoos.models.family import family_spec
 from focoos.ports import FocoosDetections, InferLatency, LatencyMetrics, ModelInfo, Task, seconds_since, to_hw
-from focoos.processing import (
-    DetectionArrays,
-    annotate_image,
-    load_images,
-    postprocess_task,
-    preprocess_images,
-    validate_threshold,
-)
-from focoos.processing.postprocess import postprocess_options
-from focoos.processing.transport import default_top_k, draws_boxes
+from focoos.processing import DetectionArrays, annotate_image, load_images, preprocess_images, validate_threshold
+from focoos.processing.postprocess import check_network_outputs
+from focoos.processing.transport import DEFAULT_THRESHOLD, draws_boxes
 from focoos.results import to_focoos_detections
 
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -36,16 +30,15 @@ def postprocess_outputs(
     threshold: float,
     top_k: int | None = None,
 ) -> list[DetectionArrays]:
-    """Run the task's numpy postprocessing with the model's top_k and mask options (the builder serves the same)."""
-    return postprocess_task(
-        info.task.value, outputs, original_hw, threshold, model_top_k(info) if top_k is None else top_k,
-        **postprocess_options(info.config),
-    )  # fmt: skip
+    """Run the family's numpy processor with the model's top_k and options (the builder serves the same)."""
+    check_network_outputs(outputs, original_hw)
+    return family_spec(info.model_family).postprocess(info, outputs, original_hw, threshold,
+                                                      model_top_k(info) if top_k is None else top_k)
 
 
 def model_top_k(info: ModelInfo) -> int:
     """The detections a model keeps per image unless a call asks for fewer: local and served alike."""
-    return default_top_k(info.task.value, info.config, info.num_classes)
+    return family_spec(info.model_family).default_top_k(info)
 
 
 class InferencePipeline:
@@ -63,7 +56,7 @@ class InferencePipeline:
     def __call__(
         self,
         images: Any,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         annotate: bool = False,
         top_k: int | None = None,
         image_size: int | tuple[int, int] | None = None,
@@ -143,7 +136,7 @@ class LocalModel:
     def infer(
         self,
         image: Any,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         annotate: bool = False,
         *,
         top_k: int | None = None,
@@ -174,5 +167,5 @@ class LocalModel:
         size_hw = to_hw(size) if size is not None else self.model_info.input_hw
         image = random_batch(size_hw)[0].transpose(1, 2, 0).copy()
         engine, device = self._engine()
-        return measure_latency(lambda: self.infer(image, threshold=0.5), iterations, f"{engine}+processing",
-                               size_hw, device)
+        return measure_latency(lambda: self.infer(image, threshold=DEFAULT_THRESHOLD), iterations,
+                               f"{engine}+processing", size_hw, device)

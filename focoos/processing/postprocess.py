@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .masks import encode_mask, mask_box
-from .transport import BOXES, CLASSES, KEYPOINTS, MASKS, NUM_DETECTIONS, SCORES, TASK_TOP_K, task_outputs
+from .transport import BOXES, CLASSES, DEFAULT_THRESHOLD, KEYPOINTS, MASKS, NUM_DETECTIONS, SCORES, task_outputs
 
 MASK_THRESHOLD = 0.5  # mask probability a pixel needs, when the config sets no mask_threshold
 # Focoos' RTMOConfig defaults: candidates must score above score_thr; NMS drops boxes over nms_thr IoU.
@@ -40,7 +40,10 @@ def validate_threshold(threshold: float) -> float:
     return value
 
 
-def _validate_top_k(top_k: int) -> int:
+def _validate_top_k(top_k: int | None, candidates: int | None = None) -> int:
+    """top_k as an int; None keeps every candidate."""
+    if top_k is None:
+        return max(1, int(candidates or 1))
     if int(top_k) < 1:
         raise InvalidInputError(f"top_k must be at least 1, got {top_k}")
     return int(top_k)
@@ -50,8 +53,8 @@ def postprocess_detr(
     boxes: np.ndarray,
     scores: np.ndarray,
     original_hw: list[tuple[int, int]],
-    threshold: float = 0.5,
-    top_k: int = TASK_TOP_K["detection"],
+    threshold: float = DEFAULT_THRESHOLD,
+    top_k: int | None = None,
     *,
     nms_iou: float | None = None,
 ) -> list[DetectionArrays]:
@@ -64,7 +67,8 @@ def postprocess_detr(
     nms_iou (not a Focoos option, off unless a config sets it): drop a box that overlaps a better box of
     its class by more than this IoU, for small DETRs whose one-to-one matching is not converged.
     """
-    threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
+    threshold = validate_threshold(threshold)
+    top_k = _validate_top_k(top_k, scores[0].size if scores.ndim == 3 else 1)
     batch, num_queries, num_classes = scores.shape
     if boxes.shape != (batch, num_queries, 4) or len(original_hw) != batch:
         raise InvalidInputError(
@@ -120,8 +124,8 @@ def postprocess_keypoints(
     scores: np.ndarray,
     keypoints: np.ndarray,
     original_hw: list[tuple[int, int]],
-    threshold: float = 0.5,
-    top_k: int = TASK_TOP_K["keypoint"],
+    threshold: float = DEFAULT_THRESHOLD,
+    top_k: int | None = None,
     *,
     score_thr: float = KEYPOINT_SCORE_THR,
     nms_thr: float = KEYPOINT_NMS_THR,
@@ -135,7 +139,8 @@ def postprocess_keypoints(
     they run before the NMS here; at most top_k people, best first. Boxes are clipped to [0, max(h, w)] and
     keypoints to the image, then truncated to whole pixels, as Focoos does.
     """
-    threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
+    threshold = validate_threshold(threshold)
+    top_k = _validate_top_k(top_k, scores.shape[1] if scores.ndim > 1 else 1)
     batch, rows = scores.shape[:2]
     if boxes.shape != (batch, rows, 4) or keypoints.shape[:2] != (batch, rows) or len(original_hw) != batch:
         raise InvalidInputError(
@@ -162,11 +167,11 @@ def postprocess_keypoints(
 
 
 def postprocess_classification(
-    logits: np.ndarray, threshold: float = 0.5, top_k: int | None = None
+    logits: np.ndarray, threshold: float = DEFAULT_THRESHOLD, top_k: int | None = None
 ) -> list[DetectionArrays]:
     """Multi-label classification: sigmoid, classes over the threshold, best first, at most top_k (default all)."""
     threshold = validate_threshold(threshold)
-    top_k = _validate_top_k(logits.shape[-1] if top_k is None else top_k)
+    top_k = _validate_top_k(top_k, logits.shape[-1])
     probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))  # [B, C]
     results = []
     for row in probs:
@@ -302,11 +307,12 @@ MaskFinder = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int, float], lis
 
 
 def _mask_detections(
-    logits: np.ndarray, masks: np.ndarray, original_hw: list[tuple[int, int]], threshold: float, top_k: int,
+    logits: np.ndarray, masks: np.ndarray, original_hw: list[tuple[int, int]], threshold: float, top_k: int | None,
     find: MaskFinder,
 ) -> list[DetectionArrays]:
     """What both mask postprocessings share: checks, each query's best class, best first and top_k per image."""
-    threshold, top_k = validate_threshold(threshold), _validate_top_k(top_k)
+    threshold = validate_threshold(threshold)
+    top_k = _validate_top_k(top_k, logits.shape[1] if logits.ndim > 1 else 1)
     _check_mask_outputs(logits, masks, original_hw)
     results = []
     for b, (height, width) in enumerate(original_hw):
@@ -319,8 +325,8 @@ def postprocess_instance(
     logits: np.ndarray,
     masks: np.ndarray,
     original_hw: list[tuple[int, int]],
-    threshold: float = 0.5,
-    top_k: int = TASK_TOP_K["instseg"],
+    threshold: float = DEFAULT_THRESHOLD,
+    top_k: int | None = None,
     mask_threshold: float = MASK_THRESHOLD,
     use_mask_score: bool = False,
 ) -> list[DetectionArrays]:
@@ -362,7 +368,7 @@ def postprocess_semantic(
     masks: np.ndarray,
     original_hw: list[tuple[int, int]],
     threshold: float = 0.0,
-    top_k: int = TASK_TOP_K["semseg"],
+    top_k: int | None = None,
     use_mask_score: bool = False,
 ) -> list[DetectionArrays]:
     """MaskFormer outputs -> Focoos' predict_all_pixels detections: every pixel goes to one query.
@@ -407,17 +413,28 @@ def postprocess_semantic(
     return _mask_detections(logits, masks, original_hw, threshold, top_k, find)
 
 
-def postprocess_options(config: dict) -> dict:
-    """The postprocessing flags of a model config with Focoos' defaults: read here, locally and by the
+def mask_options(config: dict) -> dict:
+    """The mask postprocessing flags of a model config with Focoos' defaults: read locally and by the
     builder (which stores them in the Triton step's parameters), so both paths answer alike."""
     return {
         "mask_threshold": float(config.get("mask_threshold", MASK_THRESHOLD)),
         "use_mask_score": bool(config.get("use_mask_score", False)),
         "predict_all_pixels": bool(config.get("predict_all_pixels", False)),
-        "nms_iou": None if config.get("nms_iou") is None else float(config["nms_iou"]),
-        "score_thr": float(config.get("score_thr", KEYPOINT_SCORE_THR)),
-        "nms_thr": float(config.get("nms_thr", KEYPOINT_NMS_THR)),
     }
+
+
+def postprocess_masks(
+    task: str, outputs: dict[str, np.ndarray], original_hw: list[tuple[int, int]], threshold: float,
+    top_k: int | None, *, mask_threshold: float = MASK_THRESHOLD, use_mask_score: bool = False,
+    predict_all_pixels: bool = False,
+) -> list[DetectionArrays]:
+    """A MaskFormer head's outputs (masks, logits) -> detections; predict_all_pixels picks the semantic
+    rule, as Focoos' processors do."""
+    if predict_all_pixels:
+        return postprocess_semantic(outputs["logits"], outputs["masks"], original_hw, threshold, top_k,
+                                    use_mask_score=use_mask_score)
+    return postprocess_instance(outputs["logits"], outputs["masks"], original_hw, threshold, top_k, mask_threshold,
+                                use_mask_score=use_mask_score)
 
 
 def check_network_outputs(outputs: dict[str, np.ndarray], original_hw: list[tuple[int, int]]) -> None:
@@ -431,43 +448,6 @@ def check_network_outputs(outputs: dict[str, np.ndarray], original_hw: list[tupl
     for i, (height, width) in enumerate(original_hw):
         if height < 1 or width < 1:
             raise InvalidInputError(f"original size of image {i} must be positive, got {height}x{width}")
-
-
-def postprocess_task(
-    task: str,
-    outputs: dict[str, np.ndarray],
-    original_hw: list[tuple[int, int]],
-    threshold: float,
-    top_k: int,
-    mask_threshold: float = MASK_THRESHOLD,
-    *,
-    use_mask_score: bool = False,
-    predict_all_pixels: bool = False,
-    nms_iou: float | None = None,
-    score_thr: float = KEYPOINT_SCORE_THR,
-    nms_thr: float = KEYPOINT_NMS_THR,
-) -> list[DetectionArrays]:
-    """The one dispatch from task name to postprocessing, used locally and in the Triton step.
-
-    For segmentation, `use_mask_score` and `predict_all_pixels` are the model config's flags (Focoos'
-    defaults: both off); predict_all_pixels picks postprocess_semantic, as in Focoos' processor.
-    For keypoints, `score_thr` and `nms_thr` are the config's (RTMO).
-    """
-    check_network_outputs(outputs, original_hw)
-    if task == "keypoint":
-        return postprocess_keypoints(outputs["boxes"], outputs["scores"], outputs["keypoints"], original_hw,
-                                     threshold, top_k, score_thr=score_thr, nms_thr=nms_thr)
-    if task == "detection":
-        return postprocess_detr(outputs["boxes"], outputs["logits"], original_hw, threshold, top_k, nms_iou=nms_iou)
-    if task == "classification":
-        return postprocess_classification(outputs["logits"], threshold, top_k)
-    if task in ("instseg", "semseg"):
-        if predict_all_pixels:
-            return postprocess_semantic(outputs["logits"], outputs["masks"], original_hw, threshold, top_k,
-                                        use_mask_score=use_mask_score)
-        return postprocess_instance(outputs["logits"], outputs["masks"], original_hw, threshold, top_k,
-                                    mask_threshold, use_mask_score=use_mask_score)
-    raise InvalidInputError(f"no postprocessing for task {task!r}")
 
 
 def pad_masks(results: list[DetectionArrays], top_k: int) -> np.ndarray:

@@ -52,6 +52,9 @@ def draws_boxes(task: str) -> bool:
 
 
 PARAM_THRESHOLD = "threshold"
+# The score a detection must exceed when neither the call nor the model's config sets a threshold
+# (Focoos' configs default to it too): local inference, the builder, the CLI and the client read this.
+DEFAULT_THRESHOLD = 0.5
 PARAM_TOP_K = "top_k"
 # Preprocess step option: decode large JPEGs at a reduced scale that still covers the network input.
 PARAM_REDUCED_DECODE = "reduced_decode"
@@ -63,37 +66,6 @@ PARAM_ADMISSION_MAX_LEASE_S = "admission_max_lease_s"
 ADMISSION = "ADMISSION"
 # Opens the message of a call refused for lack of capacity (gRPC UNAVAILABLE, HTTP 503): clients map it to busy.
 SERVER_BUSY = "server busy"
-# Detections kept per image when the model's config sets no top_k (classification keeps every class).
-# Local inference and the builder read default_top_k; the builder writes it into the ensemble's config,
-# so the postprocess step and the client use the server's value: a model answers alike everywhere.
-TASK_TOP_K = {"detection": 300, "instseg": 100, "semseg": 150, "keypoint": 100}
-# The families' query counts when the config sets no num_queries: the rows of the network's outputs.
-TASK_NUM_QUERIES = {"detection": 300, "instseg": 100, "semseg": 100}
-
-
-def default_top_k(task: str, config: dict, num_classes: int) -> int:
-    """The config's top_k; without one, every class for classification (Focoos keeps all over the
-    threshold), else the task's default."""
-    if config.get("top_k") is not None:
-        return int(config["top_k"])
-    if task == "classification":
-        return num_classes
-    return _task_default(TASK_TOP_K, task, "top_k")
-
-
-def num_queries(task: str, config: dict) -> int:
-    """Queries of a DETR/MaskFormer network: the config's, else its family's default."""
-    if config.get("num_queries") is not None:
-        return int(config["num_queries"])
-    return _task_default(TASK_NUM_QUERIES, task, "num_queries")
-
-
-def _task_default(table: dict[str, int], task: str, key: str) -> int:
-    if task not in table:
-        raise InvalidInputError(f"no default {key} for task {task!r}: set {key} in the model's config")
-    return table[task]
-
-
 # Pixels one served request may carry, summed over its images (a batch is one request). What a pixel costs
 # the server (measured in tests/test_hostile_input.py): 3 bytes decoded, 12 more while the preprocess step
 # casts an image to float32 to resize it, the raw bytes twice more when pixels come raw (the gRPC message and

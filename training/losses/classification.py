@@ -20,6 +20,10 @@ class ClassificationCriterion(nn.Module):
         options = {key: {**DEFAULTS, **(config or {})}[key] for key in LOSS_KEYS}
         self.loss = ClassificationLoss(num_classes, **options)
 
+    @classmethod
+    def from_config(cls, num_classes: int, config: dict[str, Any]) -> ClassificationCriterion:
+        return cls(num_classes, config)
+
     def forward(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
         target = F.one_hot(labels, self.num_classes) if labels.ndim == 1 else labels  # [B, C]
         return self.loss(logits, target)

@@ -65,6 +65,11 @@ class DetrCriterion(nn.Module):
         self.matcher = HungarianMatcher()
         self.weights = weights or dict(WEIGHTS)
 
+    @classmethod
+    def from_config(cls, num_classes: int, config: dict) -> DetrCriterion:
+        """The criterion every family names in its spec is built the same way."""
+        return cls(num_classes)
+
     @staticmethod
     def normalise_targets(targets: list[dict], image_hw: tuple[int, int]) -> list[dict]:
         """xyxy pixels of the input image -> cxcywh in 0..1."""
