@@ -120,6 +120,36 @@ def _cv_reference(model: FocoosModel, info: ModelInfo, source: dict | str | Path
     return reference_from_results(info.task.value, info.classes, answers, [im.shape[:2] for im in images])
 
 
+PRECISIONS = ("fp32", "int8")
+
+
+def _check_precision(precision: str, runtime_type: RuntimeType, calibration: str | Path | None) -> None:
+    """Refuse a precision this build cannot give (never a quiet fp32 in its place); warn where it will be slow."""
+    import warnings
+
+    from focoos.infer.runtimes import INT8_CPU_FLAGS, cpu_precisions
+
+    if precision not in PRECISIONS:
+        raise RepositoryError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return
+    if runtime_type != RuntimeType.ONNX_CPU:
+        raise RepositoryError(f"precision int8 runs on onnx_cpu, not {runtime_type.value}")
+    if calibration is None:
+        raise RepositoryError("precision int8 needs calibration_images: a folder of images like those served")
+    if "int8" not in cpu_precisions():
+        warnings.warn(f"this CPU has no int8 dot products ({' / '.join(INT8_CPU_FLAGS)}): int8 may run slower "
+                      "than fp32 here", stacklevel=3)
+
+
+def _quantize(onnx_file: Path, info: ModelInfo, calibration: str | Path | None) -> Path:
+    from focoos.infer.quantizer import OnnxQuantizer, QuantizationCfg
+
+    cfg = QuantizationCfg(calibration_images_folder=str(calibration), size=info.input_hw[0], format="QDQ",
+                          per_channel=True)
+    return OnnxQuantizer(cfg, onnx_file).quantize(benchmark=False)
+
+
 class RepositoryBuilder:
     """Build, list, validate and remove served models in a Triton model repository.
 
@@ -154,6 +184,8 @@ class RepositoryBuilder:
         allow_random_weights: bool = False,
         cv_metrics: bool = True,
         cv_reference: dict | str | Path | Sequence | None = None,
+        precision: str = "fp32",
+        calibration_images: str | Path | None = None,
     ) -> ServedModel:
         """Export the network and write the four models; returns what was written.
 
@@ -177,6 +209,9 @@ class RepositoryBuilder:
         cv_metrics: the Python steps export what the model sees and answers (python_models/cv_metrics.py).
         cv_reference: what drift is measured against: held-out images (anything infer() takes, run through the
         model here at `threshold`), or a recorded reference (dict or JSON file); None: no drift index.
+        precision: "fp32", or "int8": the ONNX file quantized (static QDQ, per-channel, ONNX Runtime) on
+        `calibration_images` (a folder, e.g. the validation split); onnx_cpu only; recorded in the metadata.
+        Accuracy moves: measure it (benchmarks/accuracy_per_runtime.py) before serving it.
         """
         if runtime_type == RuntimeType.ONNX_COREML:
             raise RepositoryError("Triton has no CoreML backend: pick onnx_trt16, onnx_trt32, onnx_cuda32, onnx_cpu "
@@ -185,6 +220,7 @@ class RepositoryBuilder:
             runtime_type = target_runtime(target, runtime_type)
         except ValueError as exc:
             raise RepositoryError(str(exc)) from None
+        _check_precision(precision, runtime_type, calibration_images)
         if max_batch_size < 1:
             raise RepositoryError(f"max_batch_size must be at least 1, got {max_batch_size}")
         threshold = validate_threshold(threshold)
@@ -205,9 +241,6 @@ class RepositoryBuilder:
                                   f"{max_queue_size} and {queue_timeout_ms}")
         family = family_spec(info.model_family)
         output_names = family.output_names(info)
-        if list(model.model.output_names) != output_names:
-            raise RepositoryError(f"{info.name}: the network's outputs {list(model.model.output_names)} are not the "
-                                  f"ones its family declares, {output_names}")
         model_file = export_filename(runtime_type)  # model.pt (libtorch's default) or model.onnx
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -221,7 +254,10 @@ class RepositoryBuilder:
 
             network_dir = staging / names.network / version
             network_dir.mkdir(parents=True)
-            shutil.move(export_dir / exported["file"], network_dir / model_file)
+            network_file = export_dir / exported["file"]
+            if precision == "int8":
+                network_file = _quantize(network_file, info, calibration_images)
+            shutil.move(network_file, network_dir / model_file)
             if target == "embedded":
                 shutil.copy(PYTHON_MODELS_DIR / "network.py", network_dir / "model.py")
                 shutil.copy(PYTHON_MODELS_DIR / "triton_step.py", network_dir / "focoos_triton_step.py")
@@ -244,7 +280,8 @@ class RepositoryBuilder:
                 names.postprocess: postprocess_config(names, info, output_names, max_batch_size,
                                                       postprocess_instances, top_k, threshold, admission),
                 names.ensemble: ensemble_config(names, info, runtime_type, output_names, max_batch_size, top_k,
-                                                self._metadata(info, runtime_type, target, top_k, threshold)),
+                                                {**self._metadata(info, runtime_type, target, top_k, threshold),
+                                                 "precision": precision}),
             }
             for step, config in configs.items():
                 text = to_pbtxt(config)

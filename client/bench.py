@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from focoos.cli import add_client_tls_arguments, client_tls_fields
 from focoos.errors import FocoosError
 
 from .aio import AsyncTritonInferModel
-from .errors import TRANSIENT, InvalidInput, TritonClientError
+from .errors import TRANSIENT, InvalidInputError, TritonClientError
 from .options import ClientOptions
+from .tls import add_client_tls_arguments, client_tls_fields
 
 __all__ = [
     "BenchError",
@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+DEFAULT_URL = "localhost:8001"  # Triton's gRPC port on this machine
+DEFAULT_CONCURRENCIES = (1, 4, 16)
+DEFAULT_DURATION_S = 30.0  # measured per level
+DEFAULT_WARMUP_S = 1.0  # of load before each level's window, not counted
 ERROR_BACKOFF_S = 0.05  # after UNAVAILABLE / RESOURCE_EXHAUSTED: a refused connection must not spin a core
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -197,7 +201,7 @@ async def run_closed_loop(
     payloads: list[bytes],
     concurrency: int,
     duration_s: float,
-    warmup_s: float = 1.0,
+    warmup_s: float = DEFAULT_WARMUP_S,
     progress: ProgressCallback | None = None,
     metrics: BenchMetrics | None = None,
 ) -> BenchResult:
@@ -206,7 +210,7 @@ async def run_closed_loop(
     Transport-free, so the same loop can drive our gRPC client and any other server it is compared with.
     """
     if not payloads:
-        raise InvalidInput("no images to send")
+        raise InvalidInputError("no images to send")
     if concurrency < 1 or duration_s <= 0 or warmup_s < 0:
         raise BenchError(f"need concurrency >= 1, duration > 0, warmup >= 0; got {concurrency}, {duration_s}, "
                          f"{warmup_s}")
@@ -313,7 +317,7 @@ async def run_level(
     concurrency: int,
     duration_s: float,
     threshold: float | None = None,
-    warmup_s: float = 1.0,
+    warmup_s: float = DEFAULT_WARMUP_S,
     progress: ProgressCallback | None = None,
     metrics: BenchMetrics | None = None,
     options: ClientOptions | None = None,
@@ -325,7 +329,7 @@ async def run_level(
     """
     options = (options or ClientOptions()).model_copy(update={"max_retries": 0})
     async with AsyncTritonInferModel(url, model_name, options=options) as model:
-        await model.get_info()  # ModelNotFound / ServerUnavailable here: fail before any load is sent
+        await model.get_info()  # ModelNotFoundError / ServerUnavailable here: fail before any load is sent
 
         async def send(payload: bytes) -> object:
             return await model.infer(payload, threshold=threshold)
@@ -370,12 +374,12 @@ def _read_images(images: Sequence[Path | str | bytes]) -> list[bytes]:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise InvalidInput(f"cannot read image {path}: {exc}") from exc
+            raise InvalidInputError(f"cannot read image {path}: {exc}") from exc
         if not data:
-            raise InvalidInput(f"image file is empty: {path}")
+            raise InvalidInputError(f"image file is empty: {path}")
         payloads.append(data)
     if not payloads:
-        raise InvalidInput("no images to send")
+        raise InvalidInputError("no images to send")
     return payloads
 
 
@@ -388,7 +392,7 @@ def run_bench(
     threshold: float | None = None,
     prometheus_port: int | None = None,
     show_progress: bool = True,
-    warmup_s: float = 1.0,
+    warmup_s: float = DEFAULT_WARMUP_S,
     options: ClientOptions | None = None,
 ) -> list[BenchResult]:
     """Run each concurrency level in turn, on the same images; returns one BenchResult per level.
@@ -423,10 +427,10 @@ def load_images_dir(folder: Path | str) -> list[bytes]:
     """The *.jpg / *.jpeg / *.png files of a folder (not recursive, sorted by name) as encoded bytes."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise InvalidInput(f"image folder not found: {folder}")
+        raise InvalidInputError(f"image folder not found: {folder}")
     paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise InvalidInput(f"no {'/'.join('*' + s for s in IMAGE_SUFFIXES)} images in {folder}")
+        raise InvalidInputError(f"no {'/'.join('*' + s for s in IMAGE_SUFFIXES)} images in {folder}")
     return _read_images(paths)
 
 
@@ -476,13 +480,16 @@ def _positive_float(text: str) -> float:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """The `focoos bench` options, on a parser the CLI owns."""
-    parser.add_argument("--url", default="localhost:8001", help="Triton gRPC address (host:port)")
+    parser.add_argument("--url", default=DEFAULT_URL, help="Triton gRPC address (host:port; default: %(default)s)")
     parser.add_argument("--model", required=True, help="served ensemble name")
     parser.add_argument("--images", type=Path, required=True, help="folder of *.jpg/*.jpeg/*.png sent as they are")
-    parser.add_argument("--concurrency", type=_concurrency_list, default=[1, 4, 16],
-                        help="comma-separated levels, each a closed loop of that many in-flight requests")
-    parser.add_argument("--duration", type=_positive_float, default=30.0, help="seconds measured per level")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each window, not counted")
+    parser.add_argument("--concurrency", type=_concurrency_list, default=list(DEFAULT_CONCURRENCIES),
+                        help="comma-separated levels, each a closed loop of that many in-flight requests "
+                             f"(default: {','.join(map(str, DEFAULT_CONCURRENCIES))})")
+    parser.add_argument("--duration", type=_positive_float, default=DEFAULT_DURATION_S,
+                        help="seconds measured per level (default: %(default)s)")
+    parser.add_argument("--warmup", type=float, default=DEFAULT_WARMUP_S,
+                        help="seconds of load before each window, not counted (default: %(default)s)")
     parser.add_argument("--threshold", type=float, default=None, help="default: the served model's")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON to this file")
@@ -500,7 +507,7 @@ def bench_command(args: argparse.Namespace) -> int:
         results = run_bench(
             args.url, args.model, payloads, concurrency, args.duration, threshold=args.threshold,
             prometheus_port=args.prometheus_port, show_progress=not args.no_progress,
-            warmup_s=getattr(args, "warmup", 1.0), options=ClientOptions(**client_tls_fields(args)),
+            warmup_s=getattr(args, "warmup", DEFAULT_WARMUP_S), options=ClientOptions(**client_tls_fields(args)),
         )
     except (FocoosError, TritonClientError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -514,7 +521,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m focoos.client.bench ...` until the focoos CLI wires the command."""
+    """`python -m focoos.client.bench ...`: the same command as `focoos bench`, without the focoos CLI."""
     parser = argparse.ArgumentParser(prog="focoos bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bench_arguments(parser)

@@ -1,9 +1,10 @@
 """Model control over gRPC: load, unload and list the models of a server in explicit model-control mode,
 read the config it serves and make a warm-up call (what a swap checks).
 
-A server started with an admin key (`TritonServer(admin_key=...)`, `focoos serve --admin-key`) keeps
-these calls, and the shared-memory ones, to callers that send the key: Triton's restricted protocols,
-which read it from the `triton-grpc-protocol-<ADMIN_KEY_NAME>` header.
+A server started with an admin key (`TritonServer(admin_key=...)`, or `focoos serve` with the key in
+the FOCOOS_ADMIN_KEY environment variable, never on the command line where `ps` shows it) keeps these
+calls, and the shared-memory ones, to callers that send the key: Triton's restricted protocols, which
+read it from the `triton-grpc-protocol-<ADMIN_KEY_NAME>` header.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ WARM_UP_HWC = (64, 64, 3)  # the synthetic image of a warm-up call: small, any s
 
 
 def admin_headers(admin_key: str | None) -> dict[str, str] | None:
+    """The gRPC headers that carry the admin key (None without one)."""
     return {GRPC_HEADER_PREFIX + ADMIN_KEY_NAME: admin_key} if admin_key else None
 
 
@@ -73,7 +75,7 @@ class ModelControl:
         return sorted(int(m["version"]) for m in self.index() if m["name"] == name and m.get("state") == "READY")
 
     def config(self, name: str) -> dict:
-        """The config of the version the server answers with (JSON form); ModelNotFound when none is loaded."""
+        """The config of the version the server answers with (JSON form); ModelNotFoundError when none is loaded."""
         return self._call("get_model_config", name, name, as_json=True)["config"]
 
     def warm_up(self, name: str) -> FocoosDetections:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from focoos.errors import FocoosError, InvalidInputError
+import focoos.errors as library
 from focoos.processing.transport import SERVER_BUSY
 
 
-class TritonClientError(FocoosError):
+class TritonClientError(library.FocoosError):
     """Base class of the client's errors; `status` holds the gRPC status name when there is one."""
 
     def __init__(self, message: str, status: str | None = None) -> None:
@@ -14,12 +14,17 @@ class TritonClientError(FocoosError):
         self.status = status
 
 
-class ModelNotFound(TritonClientError, LookupError):
+class ModelNotFoundError(TritonClientError, library.ModelNotFoundError):
     """The server does not serve (or has not loaded) the requested model."""
 
 
-class InvalidInput(TritonClientError, InvalidInputError):
+class InvalidInputError(TritonClientError, library.InvalidInputError):
     """The server or the client refused the input; retrying the same call cannot help."""
+
+
+# The names of earlier releases, kept so that code catching them goes on working.
+ModelNotFound = ModelNotFoundError
+InvalidInput = InvalidInputError
 
 
 class ServerUnavailable(TritonClientError, ConnectionError):
@@ -84,9 +89,9 @@ def from_triton_exception(exc: Exception, model_name: str, tls: bool = False) ->
     if "has no available versions" in message:  # unloading during shutdown or reload: transient
         return ServerUnavailable(f"model '{model_name}' is not loaded right now: {message}", status)
     if code == "NOT_FOUND" or "unknown model" in message or "is not found" in message:
-        return ModelNotFound(f"model '{model_name}': {message}", status)
+        return ModelNotFoundError(f"model '{model_name}': {message}", status)
     if code == "INVALID_ARGUMENT":
-        return InvalidInput(message, status)
+        return InvalidInputError(message, status)
     if code == "DEADLINE_EXCEEDED" or "Deadline Exceeded" in message:
         return DeadlineExceeded(f"call to '{model_name}' exceeded its deadline: {message}", status)
     if code == "RESOURCE_EXHAUSTED":

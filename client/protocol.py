@@ -8,19 +8,17 @@ from __future__ import annotations
 import functools
 import json
 import time
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from focoos.errors import InvalidInputError
+import focoos.errors as library
 from focoos.ports import FocoosDetections, InferLatency, seconds_since, to_hw
-from focoos.processing import annotate_image, decode_image, load_image, unpad_detections, validate_threshold
-from focoos.processing.image import split_batch
+from focoos.processing import annotate_image, decode_image, unpad_detections, validate_threshold
+from focoos.processing.image import load_payload, split_batch
 from focoos.processing.transport import (
     BOXES,
     CLASSES,
@@ -38,12 +36,11 @@ from focoos.processing.transport import (
 )
 from focoos.results import to_focoos_detections
 
-from .errors import InvalidInput, TritonClientError, from_triton_exception
+from .errors import InvalidInputError, TritonClientError, from_triton_exception
 from .http import HttpTritonClient, is_http_url
 from .options import ClientOptions
 from .tls import check_tls_files
 
-URL_TIMEOUT_S = 30.0
 # Ensemble config parameters a client needs (the builder writes them all).
 SERVED_FACTS = ("task", "classes", "im_size", PARAM_TOP_K, PARAM_THRESHOLD)
 INFER_OPTIONS = ("threshold", "annotate", "top_k", "timeout_s")  # infer()'s options after the images
@@ -69,8 +66,8 @@ class ServedModelInfo:
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         missing = [key for key in SERVED_FACTS if key not in params]
         if missing:
-            raise InvalidInput(f"model '{config.get('name')}' is not a focoos ensemble: its config lacks "
-                               f"{', '.join(missing)}")
+            raise InvalidInputError(f"model '{config.get('name')}' is not a focoos ensemble: its config lacks "
+                                    f"{', '.join(missing)}")
         model_config = json.loads(params.get("model_info", "{}")).get("config", {})
         return cls(
             name=config["name"],
@@ -86,35 +83,21 @@ class ServedModelInfo:
 
 
 def prepare_payload(source: Any) -> bytes | np.ndarray:
-    """Encoded files and URLs travel as they are (the server decodes); pixels travel raw as RGB HWC."""
+    """Encoded files, URLs and bytes travel as they are (the server decodes); pixels travel raw as RGB HWC."""
     try:
-        if isinstance(source, str | Path):
-            text = str(source)
-            if text.startswith(("http://", "https://")):
-                with urllib.request.urlopen(text, timeout=URL_TIMEOUT_S) as response:
-                    return response.read()
-            path = Path(text)
-            if not path.is_file():
-                raise InvalidInputError(f"image file not found: {path}")
-            data = path.read_bytes()
-            if not data:
-                raise InvalidInputError(f"image file is empty: {path}")
-            return data
-        if isinstance(source, bytes | bytearray | memoryview):
-            return bytes(source)
-        return load_image(source)
-    except InvalidInputError as exc:
-        raise InvalidInput(str(exc)) from exc
-    except OSError as exc:
-        raise InvalidInput(f"cannot read image {source!r}: {exc}") from exc
+        return load_payload(source)
+    except library.InvalidInputError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    except OSError as exc:  # a readable object that failed to read
+        raise InvalidInputError(f"cannot read image {source!r}: {exc}") from exc
 
 
 def prepare_payloads(images: Any) -> tuple[list[bytes | np.ndarray], bool]:
     """One image or a list (or a 4-D torch batch) -> payloads and whether the caller passed a batch."""
     try:
         items, is_batch = split_batch(images)
-    except InvalidInputError as exc:
-        raise InvalidInput(str(exc)) from exc
+    except library.InvalidInputError as exc:
+        raise InvalidInputError(str(exc)) from exc
     return [prepare_payload(im) for im in items], is_batch
 
 
@@ -135,11 +118,11 @@ def build_parameters(threshold: float | None, top_k: int | None, info: ServedMod
     if threshold is not None:
         try:
             params[PARAM_THRESHOLD] = validate_threshold(threshold)
-        except InvalidInputError as exc:
-            raise InvalidInput(str(exc)) from exc
+        except library.InvalidInputError as exc:
+            raise InvalidInputError(str(exc)) from exc
     if top_k is not None:
         if not 1 <= int(top_k) <= info.top_k:
-            raise InvalidInput(f"top_k must be in [1, {info.top_k}] for '{info.name}', got {top_k}")
+            raise InvalidInputError(f"top_k must be in [1, {info.top_k}] for '{info.name}', got {top_k}")
         params[PARAM_TOP_K] = int(top_k)
     return params
 

@@ -4,10 +4,14 @@ gRPC reads certificate files lazily and reports problems as a bare UNAVAILABLE a
 (and a server that refuses a client certificate just closes the socket), so a missing file, a key
 that does not match its certificate, or an expired certificate is caught here instead, as a
 `TLSError` that names the file.
+
+The command-line options of a caller's TLS files live here too, so every command that calls a server
+(`focoos predict --url`, `focoos bench`, `focoos swap`) spells them alike.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import ssl
 from pathlib import Path
@@ -66,3 +70,16 @@ def check_tls_files(
         check_certificate(certificate_chain, f"{side} certificate")
         check_key_pair(certificate_chain, private_key, f"{side} certificate")
 
+
+
+def add_client_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tls-ca/--tls-cert/--tls-key on a command that calls a server; none given: a plaintext channel."""
+    parser.add_argument("--tls-ca", default=None, metavar="PEM", help="CA that signed the server's certificate (TLS)")
+    parser.add_argument("--tls-cert", default=None, metavar="PEM", help="client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", default=None, metavar="PEM", help="key of the client certificate (mutual TLS)")
+
+
+def client_tls_fields(args: argparse.Namespace) -> dict[str, str]:
+    """The ClientOptions fields those options gave (empty when none was: a plaintext channel)."""
+    fields = {"root_certificates": args.tls_ca, "certificate_chain": args.tls_cert, "private_key": args.tls_key}
+    return {key: value for key, value in fields.items() if value is not None}

@@ -36,8 +36,7 @@ from focoos.ports import (
     Task,
     TrainerArgs,
 )
-
-__version__ = "0.1.0"
+from focoos.version import __version__ as __version__
 
 _LAZY = {
     "FocoosHUB": "focoos.hub",  # imports requests: loaded on first use
@@ -58,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from focoos.processing.annotate import annotate_detections
 
         return annotate_detections
+    if name in ("MODELS_DIR", "ASSETS_DIR"):  # Focoos' names, read when asked so the environment still counts
+        from focoos import settings
+
+        return str(settings.models_dir()) if name == "MODELS_DIR" else settings.assets_dir()
     if name in _LAZY:
         import importlib
 

@@ -10,6 +10,7 @@ __all__ = [
     "HubNotFoundError",
     "HubUnreachableError",
     "InvalidInputError",
+    "ModelConfigError",
     "ModelInfoError",
     "ModelNotFoundError",
     "RandomWeightsError",
@@ -21,6 +22,17 @@ __all__ = [
 
 class ModelInfoError(FocoosError, ValueError):
     """A model_info.json or ModelInfo is missing, unreadable or inconsistent."""
+
+
+class ModelConfigError(ModelInfoError):
+    """A model config does not fit its family's typed config: an unknown key, a missing field, a wrong type.
+
+    `field` names the offending field (dotted for nested configs, e.g. `backbone_config.size`).
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ModelNotFoundError(FocoosError, LookupError):

@@ -13,7 +13,8 @@ from focoos.errors import ExportError, RandomWeightsError
 from focoos.infer.export import export_filename, export_network
 from focoos.infer.infer_model import InferModel
 from focoos.infer.pipeline import InferencePipeline, LocalModel
-from focoos.ports import ArtifactName, LatencyMetrics, ModelInfo, RuntimeType, Task, to_hw
+from focoos.models.family import family_spec
+from focoos.ports import ArtifactName, LatencyMetrics, ModelInfo, RuntimeType, to_hw
 from focoos.settings import exports_dir
 from focoos.weights import save_checkpoint
 
@@ -53,7 +54,7 @@ class FocoosModel(LocalModel):
         self.model = model.to(target).eval()
         self.model_info = model_info
         # Focoos' eager segmentation runs each image at its own size; other tasks resize to im_size.
-        native = model_info.task in (Task.SEMSEG, Task.INSTANCE_SEGMENTATION)
+        native = family_spec(model_info.model_family).native_size
         self._pipeline = InferencePipeline(model_info, self._run_network, native_size=native)
 
     # -- properties users know from Focoos (name, classes, task: LocalModel)

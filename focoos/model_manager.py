@@ -6,7 +6,6 @@ hub) joins with `ModelManager.register_strategy` without touching the others.
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -16,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from focoos.errors import ModelInfoError, ModelNotFoundError
 from focoos.model_registry import ModelRegistry
-from focoos.models import FAMILY_MODULES, build_network, check_supported
+from focoos.models import build_network, check_supported
+from focoos.nn.config import ModelConfig
 from focoos.ports import RANDOM_WEIGHTS_STATUS, ArtifactName, ModelInfo
-from focoos.processing.postprocess import postprocess_options
 from focoos.settings import models_dir
 from focoos.weights import WeightsUnreachableError, cached_weights_path, load_weights, resolve_weights
 
@@ -29,10 +28,9 @@ WEIGHTS_FILE = ArtifactName.WEIGHTS.value
 INFO_FILE = ArtifactName.INFO.value
 # Overrides that change ModelInfo itself; every other keyword overrides one config value.
 INFO_OVERRIDES = ("im_size", "weights_uri", "weights_sha256")
-# Config keys every family accepts beyond its network's DEFAULTS: Focoos' common fields and what
-# pre/postprocessing read (top_k, the mask options).
-SHARED_CONFIG_KEYS = ("backbone_config", "num_classes", "resolution", "threshold", "top_k",
-                      *postprocess_options({}))
+# Config keys every family accepts beyond its network's DEFAULTS and its processor's options: Focoos'
+# common fields and what serving reads (threshold, top_k).
+SHARED_CONFIG_KEYS = ("backbone_config", "num_classes", "resolution", "threshold", "top_k")
 
 
 class NoWeightsWarning(UserWarning):
@@ -146,10 +144,11 @@ class ModelManager:
 
 
 def valid_config_keys(info: ModelInfo) -> set[str]:
-    """Config keys the model's family takes: its network DEFAULTS, the shared keys, and those its config holds."""
-    check_supported(info)
-    defaults = importlib.import_module(FAMILY_MODULES[info.model_family]).DEFAULTS
-    return set(defaults) | set(SHARED_CONFIG_KEYS) | set(info.config)
+    """Config keys the model's family takes: its network DEFAULTS, its processor's options, the shared keys,
+    and those its config holds."""
+    spec = check_supported(info)
+    defaults = getattr(spec.module("modelling"), "DEFAULTS", {})
+    return set(defaults) | set(spec.postprocess_options(info)) | set(SHARED_CONFIG_KEYS) | set(info.config)
 
 
 def _apply_overrides(info: ModelInfo, config: Mapping[str, Any] | None, overrides: dict[str, Any]) -> ModelInfo:
@@ -212,3 +211,29 @@ def _first_warning(unreachable_url: str | None) -> bool:
     first = unreachable_url not in _WARNED_UNREACHABLE
     _WARNED_UNREACHABLE.add(unreachable_url)
     return first
+
+
+class ConfigManager:
+    """A family's typed config from Focoos' JSON form, by family (Focoos' `ConfigManager.from_dict`).
+
+    The config class is the ModelConfig subclass declared in the family's `config.py`.
+    """
+
+    @staticmethod
+    def config_class(model_family: Any) -> type[ModelConfig]:
+        """The family's config class (a ModelFamily or its name); UnsupportedFamilyError for an unknown family."""
+        from focoos.errors import UnsupportedFamilyError
+        from focoos.models import family_spec
+
+        module = family_spec(model_family).module("config")
+        found = [value for value in vars(module).values() if isinstance(value, type)
+                 and issubclass(value, ModelConfig) and value.__module__ == module.__name__]
+        if len(found) != 1:
+            raise UnsupportedFamilyError(f"{module.__name__} must declare one ModelConfig subclass, found {found}")
+        return found[0]
+
+    @classmethod
+    def from_dict(cls, model_family: Any, config_dict: Mapping[str, Any], **kwargs: Any) -> ModelConfig:
+        """Parse `config_dict` (plus keyword overrides) into the family's config; ModelConfigError names the
+        field that does not fit."""
+        return cls.config_class(model_family).from_dict(config_dict, **kwargs)

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from focoos.errors import ModelInfoError
+from focoos.nn.config import DictClass, ModelConfig  # noqa: F401  (Focoos: focoos.ports.ModelConfig)
 
 
 def to_hw(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -40,6 +41,19 @@ class ModelFamily(str, Enum):
     BISENETFORMER = "bisenetformer"
     IMAGE_CLASSIFIER = "fai_cls"
     RTMO = "rtmo"
+
+    @classmethod
+    def register(cls, name: str) -> ModelFamily:
+        """Make a family declared outside this package (focoos.models.family.register_family) a value."""
+        if name not in cls._value2member_map_:
+            member = str.__new__(cls, name)
+            member._name_, member._value_ = name.upper(), name
+            cls._value2member_map_[name] = member
+        return cls._value2member_map_[name]
+
+    @classmethod
+    def _missing_(cls, value: object) -> ModelFamily | None:
+        return cls._value2member_map_.get(value) if isinstance(value, str) else None
 
 
 class ArtifactName(str, Enum):

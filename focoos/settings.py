@@ -43,6 +43,11 @@ def exports_dir() -> Path:
     return _path("FOCOOS_EXPORTS_DIR", cache_dir() / "exports")
 
 
+def assets_dir() -> Path:
+    """Focoos' ASSETS_DIR, the sample images tutorials read: FOCOOS_ASSETS_DIR, else <cache>/assets."""
+    return _path("FOCOOS_ASSETS_DIR", cache_dir() / "assets")
+
+
 def offline() -> bool:
     """FOCOOS_OFFLINE=1: never reach the network for weights (registry names then build random weights)."""
     return os.environ.get("FOCOOS_OFFLINE", "").strip().lower() in ("1", "true", "yes")

@@ -41,10 +41,10 @@ def detr_config(dim: int, queries: int, decoder_layers: int, heads: int = 4) -> 
 
 
 def mask_config(dim: int, queries: int, decoder_layers: int, semantic: bool) -> dict:
-    """A small FAI-MF / BiSeNetFormer in Focoos' config schema."""
+    """A small FAI-MF / BiSeNetFormer in Focoos' config schema (only the fields both configs have)."""
     return {
         "backbone_config": TINY_STDC, "num_queries": queries, "pixel_decoder_out_dim": dim,
-        "pixel_decoder_feat_dim": dim, "pixel_decoder_transformer_layers": 0, "transformer_predictor_out_dim": dim,
+        "pixel_decoder_feat_dim": dim, "transformer_predictor_out_dim": dim,
         "transformer_predictor_hidden_dim": dim, "transformer_predictor_dec_layers": decoder_layers,
         "transformer_predictor_dim_feedforward": 2 * dim, "head_out_dim": dim,
         "postprocessing_type": "semantic" if semantic else "instance", "predict_all_pixels": semantic,

@@ -28,10 +28,9 @@ def manifest(name: str) -> dict[str, Any]:
 
 def supported(names: list[str]) -> list[str]:
     """The names whose family this package implements (RTMO comes with the keypoint task)."""
-    from focoos.models import FAMILY_MODULES
-    from focoos.ports import ModelFamily
+    from focoos.models import families
 
-    return [n for n in names if ModelFamily(manifest(n)["model_info"]["model_family"]) in FAMILY_MODULES]
+    return [n for n in names if manifest(n)["model_info"]["model_family"] in families()]
 
 
 def probe_image(index: int) -> Path:

@@ -68,7 +68,7 @@ def test_embedded_target_runs_the_network_in_the_python_backend(small_detr, tmp_
     assert network.backend == "python" and network.parameters["model_file"].string_value == "model.onnx"
     for step in ("emb_preprocess", "emb_postprocess"):
         folder = tmp_path / step / "1"
-        assert (folder / "model.py").is_file() and (folder / "focoos_processing" / "transport.py").is_file()
+        assert (folder / "model.py").is_file() and (folder / "focoos" / "processing" / "transport.py").is_file()
 
 
 def test_ensemble_carries_what_a_client_needs(small_detr, tmp_path):
@@ -153,7 +153,7 @@ def test_runtime_defaults_to_the_targets_and_a_gpu_runtime_on_the_cpu_is_refused
     assert repo.add(small_cls, name="e", target="embedded").runtime_type == "onnx_cpu"
     assert _config(tmp_path, "e_model").parameters["runtime_type"].string_value == "onnx_cpu"
     assert repo.add(small_cls, name="g").runtime_type == "onnx_trt16"
-    for target, runtime in (("embedded", RuntimeType.ONNX_TRT16), ("cpu", RuntimeType.ONNX_CUDA32)):
+    for target, runtime in (("cpu", RuntimeType.ONNX_TRT16), ("cpu", RuntimeType.ONNX_CUDA32)):
         with pytest.raises(RepositoryError, match=f"target {target} runs the network.*not {runtime.value}"):
             repo.add(small_cls, name="bad", target=target, runtime_type=runtime)
     assert not (tmp_path / "bad").exists()

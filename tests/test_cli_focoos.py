@@ -1,7 +1,8 @@
-"""Focoos' CLI commands and option names: predict, export, val, settings, checks, version."""
+"""Focoos' CLI commands and option names: predict, export, val, settings, checks, version; the CLI's shape."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -11,7 +12,9 @@ import cv2
 import pytest
 
 from focoos import FocoosDetections
-from focoos.cli import _im_size
+from focoos.cli import build_parser, main
+from focoos.cli.commands import COMMANDS
+from focoos.cli.options import im_size as _im_size
 from focoos.samples import digit_canvases
 from tests.test_cli_and_quickstart import FOCOOS_BIN, _run
 
@@ -32,6 +35,46 @@ def test_im_size_accepts_focoos_forms():
     assert _im_size("480x640") == (480, 640)
     with pytest.raises(Exception, match="invalid image size"):
         _im_size("big")
+
+
+def _subcommands(parser) -> dict:
+    return next(a for a in parser._actions if a.dest == "command").choices
+
+
+def test_every_command_is_one_module_with_a_description_and_builds_its_parser():
+    parsers = _subcommands(build_parser())
+    assert list(parsers) == [module.NAME for module in COMMANDS]
+    focoos_modules = {"predict", "train", "val", "export", "benchmark", "hub"}  # focoos.cli.commands' names
+    assert {m.__name__.rsplit(".", 1)[-1] for m in COMMANDS} >= focoos_modules
+    for name, parser in parsers.items():
+        assert parser.description and len(parser.description.split()) >= 8, name
+        assert parser.format_help()  # every option's help expands, library defaults included
+
+
+def test_only_the_chosen_command_gets_its_options():
+    parsers = _subcommands(build_parser("models"))
+    assert "--json" in parsers["models"]._option_string_actions
+    assert "--source" not in parsers["predict"]._option_string_actions
+
+
+def test_options_not_given_are_not_passed_and_help_shows_the_library_default(capsys):
+    from focoos.infer.pipeline import LocalModel
+
+    args = build_parser("predict").parse_args(["predict", "--source", "x.jpg"])
+    assert args.conf is None and args.device is None
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--help"])
+    assert exit_.value.code == 0
+    threshold = inspect.signature(LocalModel.infer).parameters["threshold"].default
+    assert f"(default: {threshold})" in " ".join(capsys.readouterr().out.split())
+    args = build_parser("swap").parse_args(["swap", "--url", "h:1", "--name", "n", "--rollback"])
+    assert (args.lock_timeout, args.keep, args.max_batch_size, args.repository) == (None, None, None, None)
+
+
+def test_bench_goes_through_the_same_dispatch(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--help"])
+    assert exit_.value.code == 0 and "--concurrency" in capsys.readouterr().out
 
 
 @pytest.mark.slow

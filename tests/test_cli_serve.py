@@ -136,6 +136,6 @@ def test_rebuild_for_another_target_replaces_versions_and_hints_speak_cli(built,
         TritonServer("model_repository").start()
     assert server_target()[0] == "embedded"
 
-    assert main(["build", "--model", MODEL, "--target", "embedded", "--runtime", "onnx_trt16"]) == 2
-    assert "target embedded runs the network in the python backend on the CPU with onnx_cpu" in capsys.readouterr().err
+    assert main(["build", "--model", MODEL, "--target", "cpu", "--runtime", "onnx_trt16"]) == 2
+    assert "target cpu runs the network on CPU instances with onnx_cpu" in capsys.readouterr().err
     assert sorted(p.name for p in Path("model_repository", f"{MODEL}_model").iterdir()) == ["2", "config.pbtxt"]

@@ -46,6 +46,7 @@ import pytest
 import yaml
 from compose_spec import PyCompose
 from focoos.builder.configs import DEFAULT_ENGINE_CACHE
+from focoos.builder.python_models import cv_metrics as cv
 from focoos.builder.repository import RepositoryBuilder
 from focoos.builder.server import HTTP_APIS_BUT_HEALTH, TLS_HTTP_HEADER, TritonServer, free_port
 from focoos.client.bench import add_bench_arguments
@@ -66,7 +67,7 @@ CPU_OVERRIDE = DEPLOY / "compose" / "cpu.yml"
 TLS_OVERRIDE = DEPLOY / "compose" / "tls.yml"
 COMPOSE_ENV = {"FOCOOS_ADMIN_KEY": "compose-test-key"}  # the one variable compose requires
 K8S = DEPLOY / "k8s"
-OVERLAYS = ("gpu", "cpu", "gpu-object-store", "kserve", "gpu-mtls")
+OVERLAYS = ("gpu", "cpu", "gpu-object-store", "kserve", "gpu-mtls", "gpu-canary")
 TLS_FLAGS = ("grpc-use-ssl-mutual", "grpc-server-cert", "grpc-server-key", "grpc-root-cert")
 # With TLS on gRPC, what keeps Triton's TLS-less HTTP from bypassing it (as TritonServer does with ServerTLS).
 TLS_HTTP_FLAGS = ("http-address", "metrics-address", "http-restricted-api")
@@ -76,6 +77,9 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("serving.kserve.io/v1alpha1", "ServingRuntime"),
     ("serving.kserve.io/v1beta1", "InferenceService"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("flagger.app/v1beta1", "Canary"),
+    ("flagger.app/v1beta1", "MetricTemplate"),
 }
 # Exported by Triton only where NVML sees a GPU (docs/user_guide/metrics.md, "GPU Metrics"): absent here.
 GPU_ONLY_METRICS = {
@@ -83,6 +87,13 @@ GPU_ONLY_METRICS = {
     "nv_gpu_power_limit", "nv_energy_consumption",
 }
 PROMETHEUS_OWN_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}  # written by Prometheus, not by a target
+# CV metrics a detection model built without a drift reference does not export (segmentation, keypoints, drift):
+# their names come from the module that exports them; tests/test_cv_metrics.py and test_prometheus_scrape.py
+# see them exported.
+CV_CONDITIONAL_METRICS = {"focoos_drift_psi"} | {f"focoos_{signal}_{part}" for signal in cv.TASK_ONLY
+                                                   for part in ("bucket", "sum", "count")}
+# Flagger's template variables, as it fills them in for the canary of the focoos-triton Deployment.
+FLAGGER_VARIABLES = {"namespace": "focoos", "target": "focoos-triton", "interval": "2m"}
 STEP_SUFFIXES = ("_preprocess", "_model", "_postprocess")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -391,7 +402,7 @@ def python_backend_imports(repository: Path) -> dict[str, set[str]]:
             continue
         modules = set()
         for version in (p for p in config.parent.iterdir() if p.is_dir()):
-            local = {p.stem for p in version.iterdir()}  # model.py's siblings: focoos_triton_step, focoos_processing
+            local = {p.stem for p in version.iterdir()}  # model.py's siblings: focoos_triton_step, focoos (processing)
             for source in version.rglob("*.py"):
                 modules |= _imported_modules(source) - local
         found[config.parent.name] = modules - set(sys.stdlib_module_names) - {"triton_python_backend_utils"}
@@ -589,6 +600,21 @@ def promql_queries() -> dict[str, str]:
     return queries
 
 
+def flagger_query(query: str) -> str:
+    """A MetricTemplate's query with Flagger's variables filled in."""
+    def replace(match: re.Match) -> str:
+        assert match[1] in FLAGGER_VARIABLES, f"unknown Flagger variable {match[0]}"
+        return FLAGGER_VARIABLES[match[1]]
+
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", replace, query)
+
+
+def flagger_queries() -> dict[str, str]:
+    """The canary overlay's MetricTemplate queries, filled in."""
+    docs = yaml.safe_load_all((K8S / "overlays/gpu-canary/metric-templates.yaml").read_text())
+    return {f"flagger {d['metadata']['name']}": flagger_query(d["spec"]["query"]) for d in docs}
+
+
 def metric_names(expr: str) -> set[str]:
     names = set()
 
@@ -665,11 +691,11 @@ def test_every_query_names_only_metrics_the_stack_exports(exported_metrics):
     assert triton_families <= exported_metrics, "the server did not export what a served ensemble should"
     assert not GPU_ONLY_METRICS & exported_metrics, "this machine has no GPU: the allowance below is untested"
     used: dict[str, set[str]] = {}
-    for where, expr in promql_queries().items():
+    for where, expr in {**promql_queries(), **flagger_queries()}.items():
         for name in metric_names(expr):
             used.setdefault(name, set()).add(where)
     unknown = {n: sorted(w) for n, w in used.items()
-               if n not in exported_metrics | GPU_ONLY_METRICS | PROMETHEUS_OWN_SERIES}
+               if n not in exported_metrics | GPU_ONLY_METRICS | PROMETHEUS_OWN_SERIES | CV_CONDITIONAL_METRICS}
     assert not unknown, f"queries name metrics nobody exports: {unknown}"
     for name in GPU_ONLY_METRICS & set(used):
         assert _gpu_metric_in_server_library(name), f"{name} is not a metric name of this tritonserver"
@@ -678,6 +704,10 @@ def test_every_query_names_only_metrics_the_stack_exports(exported_metrics):
     assert {"nv_inference_request_success", "nv_inference_request_failure", "nv_inference_request_summary_us",
             "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us", "focoos_stage_duration_us",
             "nv_gpu_utilization", "nv_gpu_memory_used_bytes"} <= dashboard_names
+    # ... and the 'what the model sees' row: every CV signal, the refusals and the drift index.
+    cv_families = {n.removesuffix("_bucket") for n in dashboard_names if n.startswith("focoos_") and "bench" not in n}
+    assert {f"focoos_{s}" for s in cv.HISTOGRAMS} | {"focoos_empty_results_total", "focoos_class_detections_total",
+                                                     "focoos_invalid_input_total", "focoos_drift_psi"} <= cv_families
 
 
 def test_dashboard_is_well_formed():
@@ -746,7 +776,7 @@ def test_dashboard_queries_and_alerts_evaluate_on_a_real_prometheus(triton, prom
     image = encode_image(make_scene(), ".jpg")
     deadline = time.monotonic() + 3.5  # traffic over several 1 s scrapes, so that every rate() has two points
     while time.monotonic() < deadline:
-        model.infer(image)
+        model.infer(image, threshold=0.2)  # the untrained model scores 0.16-0.23: some detections for the CV row
     time.sleep(1.5)
 
     empty = []
@@ -756,8 +786,8 @@ def test_dashboard_queries_and_alerts_evaluate_on_a_real_prometheus(triton, prom
             result = _query(prometheus, expr)
             values = [float(series["value"][1]) for series in result]
             assert all(not np.isnan(v) for v in values), (panel["title"], expr, result)
-            if not result and not metric_names(expr) & (GPU_ONLY_METRICS | {"focoos_bench_requests_total",
-                                                                              "focoos_bench_request_latency_seconds_bucket"}):
+            if not result and not metric_names(expr) & (GPU_ONLY_METRICS | CV_CONDITIONAL_METRICS | {
+                    "focoos_bench_requests_total", "focoos_bench_request_latency_seconds_bucket"}):
                 empty.append((panel["title"], expr))
     assert not empty, f"queries with no data although the server served requests: {empty}"
 
@@ -861,6 +891,20 @@ def _check_custom_resource(doc: dict) -> None:
         container = {"name": "kserve-container", "image": "x",
                      **{k: v for k, v in model.items() if k in {"resources", "env", "args"}}}
         _validate_as_pod(name, {"containers": [container], "tolerations": predictor.get("tolerations", [])})
+    elif kind == "PodMonitor":
+        assert spec["selector"]["matchLabels"] and spec["podMetricsEndpoints"]
+        for endpoint in spec["podMetricsEndpoints"]:
+            assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "relabelings", "scheme"}
+    elif kind == "Canary":  # flagger.app/v1beta1, required: targetRef, service, analysis
+        assert spec["targetRef"]["kind"] == "Deployment" and spec["service"]["port"]
+        analysis = spec["analysis"]
+        assert analysis["interval"] and analysis["threshold"] >= 1 and analysis["metrics"]
+        assert 0 < analysis["stepWeight"] <= analysis["maxWeight"] <= 100
+        for metric in analysis["metrics"]:
+            assert metric["name"] and metric["templateRef"]["name"] and "max" in metric["thresholdRange"]
+    elif kind == "MetricTemplate":
+        assert spec["provider"]["type"] == "prometheus" and spec["provider"]["address"]
+        promql_parser.parse(flagger_query(spec["query"]))
     else:  # pragma: no cover - CRD_KINDS and this function move together
         raise AssertionError(kind)
 
@@ -967,6 +1011,50 @@ def test_triton_deployment_is_wired_for_production(rendered, overlay):
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert re.fullmatch(r"[\w./-]+:[\w.-]+", container["image"]) and not container["image"].endswith(
                 ":latest")
+
+
+def test_canary_overlay_gates_each_release_on_the_stable_pods(rendered):
+    """Flagger's canary of the gpu Deployment: it owns the Services, the scrape follows both pod sets, every
+    check compares the canary pods with the stable (primary) ones and names only exported metrics."""
+    docs = rendered["gpu-canary"]
+    deployment = _objects(docs, "Deployment")["focoos-triton"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    [canary] = _objects(docs, "Canary").values()
+    spec = canary["spec"]
+    assert spec["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "focoos-triton"}
+    [hpa] = _objects(docs, "HorizontalPodAutoscaler").values()
+    assert spec["autoscalerRef"]["name"] == hpa["metadata"]["name"]
+    _, triton = _server_container(docs)
+    ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
+    assert spec["service"]["targetPort"] == "grpc" and spec["service"]["port"] == ports["grpc"]
+    startup = triton["startupProbe"]
+    assert spec["progressDeadlineSeconds"] >= startup["periodSeconds"] * startup["failureThreshold"]
+    assert "Service" not in {d["kind"] for d in docs} and "ServiceMonitor" not in {d["kind"] for d in docs}
+
+    # Flagger renames app.kubernetes.io/name on the primary pods: whatever must keep selecting them avoids it.
+    primary_labels = {**pod_labels, "app.kubernetes.io/name": "focoos-triton-primary"}
+    [monitor] = _objects(docs, "PodMonitor").values()
+    selectors = [monitor["spec"]["selector"],
+                 _objects(docs, "PodDisruptionBudget")["focoos-triton"]["spec"]["selector"],
+                 _objects(docs, "NetworkPolicy")["focoos-triton"]["spec"]["podSelector"]]
+    for selector in selectors:
+        assert _matches(selector, pod_labels) and _matches(selector, primary_labels), selector
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["port"] == "metrics" and endpoint["relabelings"][0]["replacement"] == "triton"
+
+    # Every check: a template of this overlay, canary pods minus stable pods.
+    templates = {d["metadata"]["name"]: d["spec"]["query"] for d in _objects(docs, "MetricTemplate").values()}
+    checks = {m["templateRef"]["name"]: m["thresholdRange"]["max"] for m in spec["analysis"]["metrics"]}
+    assert set(checks) == set(templates)
+    names = {name for query in templates.values() for name in metric_names(flagger_query(query))}
+    assert {"nv_inference_request_failure", "nv_inference_request_summary_us", "focoos_drift_psi"} <= names
+    canary_pod, primary_pod = "focoos-triton-7d9f8b6c5-x2k4q", "focoos-triton-primary-7d9f8b6c5-x2k4q"
+    for name, query in templates.items():
+        patterns = set(re.findall(r'pod=~"([^"]+)"', flagger_query(query)))
+        canary_side = {p for p in patterns if re.fullmatch(p, canary_pod)}
+        primary_side = {p for p in patterns if re.fullmatch(p, primary_pod)}
+        assert len(canary_side) == len(primary_side) == 1 and canary_side != primary_side, name
+        assert not re.fullmatch(next(iter(canary_side)), primary_pod), name
 
 
 def _server_container(docs: list[dict]) -> tuple[dict, dict]:

@@ -1,6 +1,6 @@
-"""FAI-MF against Focoos 0.25: state-dict layout of every MaskFormer manifest, the probes' recorded inputs and
-outputs, Focoos' postprocessing rule, ONNX export at other sizes and batches, and the training outputs our
-criterion consumes."""
+"""FAI-MF against Focoos 0.25: the probes' recorded inputs and outputs, Focoos' postprocessing rule, ONNX export
+at other sizes and batches, and the training outputs our criterion consumes (the state-dict layout of every
+MaskFormer manifest is in tests/test_focoos_families.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ torch = pytest.importorskip("torch")
 
 from focoos.processing import load_image, preprocess_images  # noqa: E402
 from focoos.processing.masks import decode_mask, paste_mask  # noqa: E402
-from focoos.processing.postprocess import postprocess_task  # noqa: E402
+from focoos.processing.postprocess import postprocess_masks  # noqa: E402
 from tests import family_checks as checks  # noqa: E402
 from tests import focoos_reference as ref  # noqa: E402
 
-MF_MANIFESTS = ["fai-mf-s-coco-ins", "fai-mf-m-coco-ins", "fai-mf-l-coco-ins", "fai-mf-m-ade", "fai-mf-l-ade"]
 PROBES = ["fai-mf-s-coco-ins", "fai-mf-m-ade"]
 # Measured on the probes: logits 5e-7 (fp32, same kernels as the recording); 1e-5 leaves room for other
 # CPUs/thread counts. Masks are recorded in float16: half an ulp for values in [0.5, 1) is 2.44e-4 and our
@@ -23,15 +22,6 @@ PROBES = ["fai-mf-s-coco-ins", "fai-mf-m-ade"]
 LOGITS_ATOL = 1e-5
 MASKS_ATOL = 5e-4
 DETECTION_THRESHOLD = 1e-4  # what the recorder passed to Focoos' infer
-
-
-# -- layout
-
-@pytest.mark.parametrize("name", MF_MANIFESTS)
-def test_state_dict_layout_and_strict_load(name: str) -> None:
-    network = checks.assert_focoos_layout(name)
-    checks.assert_focoos_empty_weight(network, name)
-    assert network.output_names == ("masks", "logits")
 
 
 # -- probes
@@ -99,9 +89,10 @@ def _focoos_rule(masks: torch.Tensor, logits: torch.Tensor, config: dict, thresh
 
 def _ours(name: str, masks: torch.Tensor, logits: torch.Tensor, hw: tuple[int, int], threshold: float) -> list:
     config = ref.model_info(name).config
-    (result,) = postprocess_task(
+    (result,) = postprocess_masks(
         ref.model_info(name).task.value, {"masks": masks.numpy(), "logits": logits.numpy()}, [hw], threshold,
-        int(config["top_k"]), float(config["mask_threshold"]), use_mask_score=bool(config["use_mask_score"]),
+        int(config["top_k"]), mask_threshold=float(config["mask_threshold"]),
+        use_mask_score=bool(config["use_mask_score"]),
         predict_all_pixels=bool(config["predict_all_pixels"]),
     )  # fmt: skip
     assert list(result.scores) == sorted(result.scores, reverse=True)
@@ -135,17 +126,22 @@ def test_postprocess_follows_focoos_rule(probe, index: int, threshold: float) ->
     _assert_same_detections(_ours(name, masks, logits, hw, threshold), theirs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the recorded fai-mf detections are empty lists, but Focoos 0.25's own postprocess rule on the recorded "
-    "outputs (RGB or R/B swapped) keeps 14-100 detections with scores 0.04-0.09 > 1e-4; empty is what it "
-    "returns at the config's threshold 0.5, as if 1e-4 never reached it. See test_postprocess_follows_focoos_rule"))
 @pytest.mark.parametrize("index", [0, 1])
 def test_probe_detections_as_recorded(probe, index: int) -> None:
+    """The recordings hold Focoos' answers at 1e-4, its 50 most confident: our best as many have its scores.
+    Where Focoos raised (fai-mf-m-ade: a mask one pixel wide crops to nothing and cv2.imencode refuses it),
+    we answer."""
     name, net = probe
     batch = _batch(index, swap_rb=True)
     masks, logits = checks.eager(net, batch)
     ours = _ours(name, masks, logits, tuple(batch.shape[2:]), DETECTION_THRESHOLD)
-    assert len(ours) == len(ref.probe_detections(name)[index]) == 0
+    recorded = ref.probe_detections(name)[index]
+    if isinstance(recorded, dict):
+        assert "imencode" in recorded["error"] and ours
+        return
+    assert len(ours) >= len(recorded) > 0
+    best = sorted((s for s, _, _ in ours), reverse=True)[: len(recorded)]
+    np.testing.assert_allclose(best, sorted((d["conf"] for d in recorded), reverse=True), atol=1e-3)
 
 
 # -- export and training
@@ -173,8 +169,9 @@ def test_training_outputs_feed_the_maskformer_loss(cls_sigmoid: bool) -> None:
     from focoos.models.fai_mf.modelling import build_model
 
     config = {**ref.model_info("fai-mf-m-ade").config, "num_queries": 10, "transformer_predictor_dec_layers": 2,
-              "cls_sigmoid": cls_sigmoid, "train_num_points": 256}
+              "cls_sigmoid": cls_sigmoid}
     net = build_model(config, 3).train()
+    config["train_num_points"] = 256  # the training loss's own key, not the network's
     out = net(torch.randint(0, 256, (2, 3, 64, 96), dtype=torch.uint8))
     assert out["pred_logits"].shape == (2, 10, 4) and out["pred_masks"].shape == (2, 10, 16, 24)
     assert len(out["aux_outputs"]) == 2  # the learned queries' own prediction and the first layer's

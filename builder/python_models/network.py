@@ -1,5 +1,10 @@
 """Network step for servers with only the python backend: runs the exported ONNX or TorchScript file.
 
+The runtime type in the config chooses where it runs: onnx_cpu on ONNX Runtime's CPU provider; onnx_cuda32 on its CUDA
+provider; onnx_trt16 / onnx_trt32 on its TensorRT provider (FP16 / FP32) with the engine cache in this version's folder;
+torchscript_32 on the instance's GPU when Triton gives it one (instance kind GPU), else on the CPU. A provider that does
+not start fails the load with the reason: nothing falls back to a slower device unannounced.
+
 Requests the dynamic batcher groups are concatenated into one batch, run once, and split back. Each request is
 checked on its own first (shape, dtype, finite pixels: a caller may reach this step directly), so a bad one gets
 its own INVALID_ARG error and the others of its batch are still served.
@@ -17,6 +22,44 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from focoos_triton_step import StageMetrics, config_parameters, invalid_argument  # noqa: E402
 
+# runtime type -> ONNX Runtime's provider (the same table as focoos.infer.runtimes.ONNX_PROVIDERS)
+PROVIDERS = {"onnx_cpu": "CPUExecutionProvider", "onnx_cuda32": "CUDAExecutionProvider",
+             "onnx_trt32": "TensorrtExecutionProvider", "onnx_trt16": "TensorrtExecutionProvider"}
+ENGINE_CACHE = "trt_cache"  # beside model.onnx in the version folder: a new version never reuses an old engine
+
+
+def onnx_session(path, runtime_type, threads, device_id, folder, tensorrt_options):
+    """An InferenceSession on the runtime type's provider; RuntimeError when that provider does not start."""
+    import onnxruntime as ort
+
+    if runtime_type not in PROVIDERS:
+        raise RuntimeError(f"unknown runtime type {runtime_type!r}: one of {', '.join(PROVIDERS)}")
+    provider = PROVIDERS[runtime_type]
+    if provider not in ort.get_available_providers():
+        raise RuntimeError(f"{runtime_type} needs {provider}, which this onnxruntime lacks (it has "
+                           f"{', '.join(ort.get_available_providers())}): install onnxruntime-gpu (and tensorrt)")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Idle intra-op threads sleep instead of spinning: the decode and postprocess steps share the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    cuda = ("CUDAExecutionProvider", {"device_id": device_id})
+    if provider == "TensorrtExecutionProvider":
+        cache = os.path.join(folder, ENGINE_CACHE)
+        os.makedirs(cache, exist_ok=True)
+        trt = {**tensorrt_options, "device_id": device_id, "trt_fp16_enable": runtime_type == "onnx_trt16",
+               "trt_engine_cache_path": cache, "trt_timing_cache_path": cache}
+        providers = [(provider, trt), cuda, "CPUExecutionProvider"]
+    elif provider == "CUDAExecutionProvider":
+        providers = [cuda, "CPUExecutionProvider"]  # CPU: per-node fallback for ops CUDA lacks
+    else:
+        providers = ["CPUExecutionProvider"]
+    session = ort.InferenceSession(path, options, providers=providers)
+    if provider not in session.get_providers():
+        raise RuntimeError(f"{provider} failed to start for {path} (see onnxruntime's log)")
+    return session
+
 
 class TritonPythonModel:
     def initialize(self, args):
@@ -25,26 +68,27 @@ class TritonPythonModel:
         self.input_name = config["input"][0]["name"]
         self.input_dims = tuple(int(d) for d in config["input"][0]["dims"])
         self.output_names = [output["name"] for output in config["output"]]
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), params["model_file"])
+        folder = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(folder, params["model_file"])
         threads = int(params.get("intra_op_threads", "0"))  # 0: the runtime's default, every core
-        if params["runtime_type"] == "torchscript_32":
+        gpu = args.get("model_instance_kind", "CPU") == "GPU"
+        device_id = int(args.get("model_instance_device_id", "0") or 0)
+        runtime_type = params["runtime_type"]
+        if runtime_type == "torchscript_32":
             import torch
 
             if threads > 0:
                 torch.set_num_threads(threads)
+            if gpu and not torch.cuda.is_available():
+                raise RuntimeError(f"{args['model_name']}: a GPU instance, but torch {torch.__version__} sees no CUDA")
+            self.device = f"cuda:{device_id}" if gpu else "cpu"
             self._torch = torch
-            self.module = torch.jit.load(path, map_location="cpu").eval()
+            self.module = torch.jit.load(path, map_location=self.device).eval()
             self.run = self._run_torchscript
         else:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            # Idle intra-op threads sleep instead of spinning: the decode and postprocess steps share the cores.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            self.session = onnx_session(path, runtime_type, threads, device_id, folder,
+                                        json.loads(params.get("tensorrt_options", "{}")))
+            self.device = f"cuda:{device_id}" if runtime_type != "onnx_cpu" else "cpu"
             self.run = self._run_onnx
         self.metrics = StageMetrics(args["model_name"], "network")
 
@@ -53,9 +97,9 @@ class TritonPythonModel:
 
     def _run_torchscript(self, batch):
         with self._torch.inference_mode():
-            outputs = self.module(self._torch.from_numpy(batch))
+            outputs = self.module(self._torch.from_numpy(batch).to(self.device))
         outputs = (outputs,) if isinstance(outputs, self._torch.Tensor) else outputs
-        return [out.numpy() for out in outputs]
+        return [out.cpu().numpy() for out in outputs]
 
     def _problem(self, batch):
         """Why a request's input cannot be run, or None."""

@@ -10,8 +10,11 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from focoos_admission import open_gate  # noqa: E402
-from focoos_processing import InvalidInputError, preprocess_images  # noqa: E402
-from focoos_processing.transport import (  # noqa: E402
+from focoos_cv_metrics import open_cv_metrics  # noqa: E402
+from focoos_triton_step import StageMetrics, config_parameters, invalid_argument, server_busy  # noqa: E402
+
+from focoos.processing import InvalidInputError, preprocess_images  # noqa: E402
+from focoos.processing.transport import (  # noqa: E402
     ADMISSION,
     IMAGE,
     IMAGE_SHAPE,
@@ -23,7 +26,6 @@ from focoos_processing.transport import (  # noqa: E402
     SERVER_BUSY,
     unpack_images,
 )
-from focoos_triton_step import StageMetrics, config_parameters, invalid_argument, server_busy  # noqa: E402
 
 NOT_GATED = (-1, 0)  # the admission of a request when the ensemble has no in-flight limit
 
@@ -35,6 +37,7 @@ class TritonPythonModel:
         self.size_hw = (height, width)
         self.decode_for = self.size_hw if params.get(PARAM_REDUCED_DECODE, "false") == "true" else None
         self.metrics = StageMetrics(args["model_name"], "preprocess")
+        self.cv_metrics = open_cv_metrics(args, "preprocess")  # what the model sees (off: no-ops)
         self.max_in_flight = int(params.get(PARAM_MAX_IN_FLIGHT, "0"))
         lease_s = float(params.get(PARAM_ADMISSION_MAX_LEASE_S, "0"))
         self.gate = open_gate(args, "_preprocess", self.max_in_flight, lease_s)
@@ -53,6 +56,7 @@ class TritonPythonModel:
                 shape_tensor = pb_utils.get_input_tensor_by_name(request, IMAGE_SHAPE)
                 shapes = None if shape_tensor is None else shape_tensor.as_numpy()
                 images, full_hw = unpack_images(packed, shapes, self.decode_for)
+                self.cv_metrics.observe_inputs(full_hw)
                 batch = preprocess_images(images, self.size_hw)
                 original_hw = np.asarray(full_hw, dtype=np.int32)
                 responses.append(
@@ -62,6 +66,7 @@ class TritonPythonModel:
                     )
                 )
             except InvalidInputError as exc:
+                self.cv_metrics.invalid(exc)
                 self._release(admission)
                 responses.append(invalid_argument(str(exc)))
             except BaseException:
@@ -75,5 +80,6 @@ class TritonPythonModel:
             self.gate.release(*admission)
 
     def finalize(self):
+        self.cv_metrics.close()
         if self.gate is not None:
             self.gate.close()

@@ -237,7 +237,8 @@ class MapDataset(Dataset):
             if not -len(self) <= i < len(self):
                 raise DatasetError(f"preview index {i} is out of range: {self.name} has {len(self)} items")
         transform = self.transform if use_augmentations else None
-        drawings = [draw_item(self.item(i, transform), self._classes, self._task, self._skeleton) for i in indices]
+        drawings = [draw_item(self.item(i, transform), self._classes, self._task, self._skeleton, IGNORE_INDEX)
+                    for i in indices]
         picture = Image.fromarray(side_by_side(drawings))
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from focoos.data.datasets import IGNORE_INDEX
 from focoos.ports import Task
 from focoos.processing.annotate import annotate_image
 from focoos.processing.masks import encode_mask, mask_box
@@ -28,15 +27,20 @@ def _crops(masks: list[np.ndarray], boxes: np.ndarray) -> list[bytes]:
     return crops
 
 
-def draw_item(item: dict[str, Any], classes: list[str], task: Task, skeleton: list | None = None) -> np.ndarray:
-    """RGB uint8 HWC picture of one MapDataset item with its boxes, masks, keypoints (and `skeleton`) or label."""
+def draw_item(
+    item: dict[str, Any], classes: list[str], task: Task, skeleton: list | None = None, ignore_index: int | None = None
+) -> np.ndarray:
+    """RGB uint8 HWC picture of one MapDataset item with its boxes, masks, keypoints (and `skeleton`) or label.
+
+    `ignore_index`: the semantic label that marks pixels not scored, left undrawn (the dataset passes its
+    own, so this module needs nothing from the dataset's)."""
     image = np.ascontiguousarray(item["image"].permute(1, 2, 0).numpy())
     if task == Task.CLASSIFICATION:
         label = np.asarray([int(item["label"])])
         return annotate_image(image, None, np.ones(1), label, classes)
     if task == Task.SEMSEG:
         sem_seg = item["sem_seg"].numpy()
-        present = [int(c) for c in np.unique(sem_seg) if c != IGNORE_INDEX]
+        present = [int(c) for c in np.unique(sem_seg) if c != ignore_index]
         masks = [sem_seg == c for c in present]
         boxes = np.asarray([mask_box(m) for m in masks], dtype=np.float32).reshape(-1, 4)
         ids = np.asarray(present, dtype=np.int64)

@@ -19,6 +19,7 @@ import requests
 from focoos import settings
 from focoos.download import TruncatedDownloadError, write_complete
 from focoos.errors import HubAuthError, HubError, HubNotFoundError, HubUnreachableError
+from focoos.version import __version__
 
 logger = logging.getLogger("focoos.hub")
 
@@ -30,8 +31,6 @@ def package_version() -> str:
     try:
         return metadata.version("focoos")
     except metadata.PackageNotFoundError:
-        from focoos import __version__
-
         return __version__
 
 

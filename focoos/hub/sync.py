@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from focoos.errors import HubError
 from focoos.ports import ArtifactName, ModelInfo
-from focoos.training.trainer import TrainerHook
 
 from .focoos_hub import FocoosHUB
 from .ports import HubSyncLocalTraining, ModelStatus, TrainingInfo
@@ -31,8 +30,11 @@ FAILURE_ARTIFACTS = (ArtifactName.WEIGHTS, ArtifactName.LOGS, ArtifactName.INFO,
 FINAL_ARTIFACTS = (ArtifactName.WEIGHTS, ArtifactName.METRICS)
 
 
-class SyncToHub(TrainerHook):
-    """Reports one run (output_dir) to one hub model; the run's start is recorded on creation."""
+class SyncToHub:
+    """Reports one run (output_dir) to one hub model; the run's start is recorded on creation.
+
+    It has the four callbacks of focoos.training's TrainerHook, which the trainer calls, without
+    subclassing it: focoos.hub sits below focoos.training and imports nothing of it."""
 
     def __init__(
         self, remote_model: RemoteModel, model_info: ModelInfo, output_dir: str | Path, sync_period: int = SYNC_PERIOD

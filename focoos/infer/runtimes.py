@@ -165,6 +165,78 @@ class TorchscriptRuntime:
         return {name: out.cpu().numpy() for name, out in zip(self.output_names, outputs, strict=True)}
 
 
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # Linux /proc/cpuinfo flags of CPUs that compute in bf16
+INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # int8 dot products (without them int8 still runs, slower)
+
+
+def cpu_precisions() -> set[str]:
+    """Precisions this CPU computes natively, read at run time: {"fp32", "int8" (VNNI/AMX), "bf16" (AVX512-BF16/AMX)}.
+
+    OpenVINO's own view when it is installed (it is what runs bf16), else the kernel's CPU flags."""
+    found = {"fp32"}
+    try:
+        import openvino as ov
+
+        capabilities = set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        found |= {p for p, cap in (("bf16", "BF16"), ("int8", "INT8")) if cap in capabilities}
+        flags = _cpu_flags()
+        if "int8" in found and flags and not any(f in flags for f in INT8_CPU_FLAGS):
+            found.discard("int8")  # OpenVINO says INT8 on any AVX2 CPU; without VNNI it is emulated
+        return found
+    except ImportError:
+        flags = _cpu_flags()
+    if any(f in flags for f in BF16_CPU_FLAGS):
+        found.add("bf16")
+    if any(f in flags for f in INT8_CPU_FLAGS):
+        found.add("int8")
+    return found
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+class OpenVinoRuntime:
+    """An ONNX file compiled by OpenVINO for the CPU at `precision` ("fp32", "bf16"; an int8 QDQ file runs as int8).
+
+    bf16 on a CPU without native bf16 raises RuntimeUnavailableError: OpenVINO would quietly compute in fp32."""
+
+    def __init__(self, path: Path, precision: str = "fp32", threads: int = 0) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise _unavailable(RuntimeType.ONNX_CPU, "openvino is not installed (pip install 'focoos[openvino]')") \
+                from exc
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        if precision == "bf16" and "bf16" not in cpu_precisions():
+            raise RuntimeUnavailableError(f"bf16 needs a CPU with {' or '.join(BF16_CPU_FLAGS)}; this one computes "
+                                          f"{', '.join(sorted(cpu_precisions()))}")
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+                                  "PERFORMANCE_HINT": "LATENCY"}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        core = ov.Core()
+        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self.precision = precision
+        self.runtime_type = RuntimeType.ONNX_CPU
+        self.device = "cpu"
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        results = self.request.infer({0: images})
+        return {name: np.asarray(results[out]) for name, out in zip(self.output_names, self.compiled.outputs,
+                                                                     strict=True)}
+
+
 def load_runtime(
     path: Path,
     runtime_type: RuntimeType,

@@ -58,6 +58,7 @@ class FamilySpec:
         return Path(self.processor.__file__ or "")
 
     def output_names(self, info: ModelInfo) -> list[str]:
+        """The network's outputs in the order its forward returns them."""
         return list(self.outputs(info))
 
     def check_task(self, info: ModelInfo) -> None:
@@ -67,7 +68,9 @@ class FamilySpec:
     def build_network(self, info: ModelInfo) -> Any:
         """The family's torch module with random weights (weights load separately)."""
         self.check_task(info)
-        return self.module("modelling").build_model(info.config, info.num_classes)
+        network = self.module("modelling").build_model(info.config, info.num_classes)
+        network.output_names = tuple(self.output_names(info))  # export, runtimes and the builder read these
+        return network
 
     def build_criterion(self, info: ModelInfo) -> Any:
         """The family's training loss (imports torch and the training package)."""

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from focoos.models.bisenetformer.config import BisenetFormerConfig
+    from focoos.models.fai_mf.config import MaskFormerConfig
 
 IMAGENET_MEAN = [123.675, 116.28, 103.53]  # Focoos' default pixel_mean and pixel_std, for 0..255 RGB
 IMAGENET_STD = [58.395, 57.12, 57.375]
@@ -21,15 +25,7 @@ MASKED = -1e4  # finite "minus infinity" for attention: exp underflows to 0 in f
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "glu": nn.GLU}
 
 
-# -- config and input
-def with_defaults(config: dict[str, Any], defaults: dict[str, Any], family: str) -> dict[str, Any]:
-    """Focoos' config over the family's defaults (Focoos' config class); a backbone_config is required."""
-    if not isinstance(config.get("backbone_config"), dict):
-        example = "{'model_type': 'stdc', 'size': 'nano'}"
-        raise ValueError(f"{family} config needs Focoos' 'backbone_config' (e.g. {example})")
-    return {**defaults, **config}
-
-
+# -- input
 def register_pixel_stats(module: nn.Module, mean: list[float], std: list[float]) -> None:
     """`pixel_mean`/`pixel_std` as [1, C, 1, 1] float buffers, non-persistent: Focoos' checkpoints lack them."""
     for name, values in (("pixel_mean", mean), ("pixel_std", std)):
@@ -227,7 +223,8 @@ def sine_position(x: Tensor, num_feats: int, temperature: float = 10000.0) -> Te
 
 # -- Mask2Former decoder and head
 MASKFORMER_HEADS = 8  # attention heads of Focoos' Mask2Former decoder: fixed, not a config key
-# Focoos' defaults for the config keys every Mask2Former family reads (its pixel decoder adds its own).
+# Focoos' defaults for the config keys every Mask2Former family reads (its pixel decoder adds its own); the
+# same in MaskFormerConfig and BisenetFormerConfig, for readers of the plain config dict (the training loss).
 MASKFORMER_DEFAULTS: dict[str, Any] = {
     "num_queries": 100,
     **PIXEL_STATS,
@@ -375,27 +372,27 @@ class MaskFormerNetwork(nn.Module):
     they differ from the defaults, `einsum`/`m2f_init` (see MaskedTransformerDecoder).
     """
 
-    output_names = ("masks", "logits")
     output_axes = {"masks": {2: "mask_height", 3: "mask_width"}}  # besides the batch, masks follow the input size
 
-    def __init__(self, cfg: dict[str, Any], num_classes: int, pixel_decoder: nn.Module, **variant: Any) -> None:
+    def __init__(self, cfg: MaskFormerConfig | BisenetFormerConfig, num_classes: int, pixel_decoder: nn.Module,
+                 **variant: Any) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.cls_sigmoid = bool(cfg["cls_sigmoid"])
+        self.cls_sigmoid = cfg.cls_sigmoid
         self.pixel_decoder = pixel_decoder
         predictor = MaskedTransformerDecoder(
-            in_channels=int(cfg["pixel_decoder_out_dim"]),
-            mask_dim=int(cfg["transformer_predictor_out_dim"]),
+            in_channels=cfg.pixel_decoder_out_dim,
+            mask_dim=cfg.transformer_predictor_out_dim,
             num_classes=num_classes,
-            hidden_dim=int(cfg["transformer_predictor_hidden_dim"]),
-            num_queries=int(cfg["num_queries"]),
+            hidden_dim=cfg.transformer_predictor_hidden_dim,
+            num_queries=cfg.num_queries,
             heads=MASKFORMER_HEADS,
-            dim_feedforward=int(cfg["transformer_predictor_dim_feedforward"]),
-            dec_layers=int(cfg["transformer_predictor_dec_layers"]),
+            dim_feedforward=cfg.transformer_predictor_dim_feedforward,
+            dec_layers=cfg.transformer_predictor_dec_layers,
             **variant,
         )
-        self.head = Head(predictor, num_classes, float(cfg["criterion_eos_coef"]))
-        register_pixel_stats(self, cfg["pixel_mean"], cfg["pixel_std"])
+        self.head = Head(predictor, num_classes, cfg.criterion_eos_coef)
+        register_pixel_stats(self, cfg.pixel_mean, cfg.pixel_std)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor] | dict[str, Any]:
         mask_features, memory = self.pixel_decoder(normalize(images, self.pixel_mean, self.pixel_std))

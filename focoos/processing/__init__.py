@@ -16,8 +16,8 @@ from .postprocess import (
     postprocess_classification,
     postprocess_detr,
     postprocess_instance,
+    postprocess_masks,
     postprocess_semantic,
-    postprocess_task,
     unpad_detections,
     validate_threshold,
 )
@@ -39,7 +39,7 @@ __all__ = [
     "paste_mask",
     "postprocess_instance",
     "postprocess_semantic",
-    "postprocess_task",
+    "postprocess_masks",
     "to_base64",
     "encode_image",
     "load_image",

@@ -140,6 +140,35 @@ def _read_url(url: str) -> bytes:
         raise InvalidInputError(f"cannot fetch image from {url}: {exc}") from exc
 
 
+def read_encoded(source: str | Path) -> bytes:
+    """The encoded bytes of an image file or http(s) URL, as stored: what a server decodes itself."""
+    text = str(source)
+    if text.startswith(("http://", "https://")):
+        return _read_url(text)
+    path = Path(text)
+    if not path.is_file():
+        raise InvalidInputError(f"image file not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    if not data:
+        raise InvalidInputError(f"image file is empty: {path}")
+    return data
+
+
+def load_payload(source: Any) -> bytes | np.ndarray:
+    """One image as a server should receive it: files, URLs, bytes and readable objects as their encoded
+    bytes (smaller than pixels, decoded where the work is done); anything else as RGB uint8 HWC pixels."""
+    if isinstance(source, str | Path):
+        return read_encoded(source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    if hasattr(source, "read"):
+        return bytes(source.read())
+    return load_image(source)
+
+
 def load_image(source: Any) -> np.ndarray:
     """Load one image as RGB uint8 HWC.
 
@@ -148,16 +177,11 @@ def load_image(source: Any) -> np.ndarray:
     without importing torch).
     """
     if isinstance(source, str | Path):
-        text = str(source)
-        if text.startswith(("http://", "https://")):
-            return decode_image(_read_url(text))
-        path = Path(text)
-        if not path.is_file():
-            raise InvalidInputError(f"image file not found: {path}")
+        data = read_encoded(source)
         try:
-            return decode_image(path.read_bytes())
+            return decode_image(data)
         except InvalidInputError as exc:
-            raise InvalidInputError(f"{path}: {exc}") from exc
+            raise InvalidInputError(f"{source}: {exc}") from exc
     if isinstance(source, bytes | bytearray | memoryview):
         return decode_image(source)
     if isinstance(source, np.ndarray):
@@ -200,4 +224,4 @@ def encode_image(image: np.ndarray, ext: str = ".jpg", quality: int = 95) -> byt
     return buf.tobytes()
 
 
-__all__ = ["decode_image", "encode_image", "load_image", "load_images", "split_batch"]
+__all__ = ["decode_image", "encode_image", "load_image", "load_images", "load_payload", "read_encoded", "split_batch"]

@@ -7,8 +7,6 @@ from torch import Tensor, nn
 
 
 class ToyDetector(nn.Module):
-    output_names = ("boxes", "logits")
-
     def __init__(self, num_queries: int, num_classes: int) -> None:
         super().__init__()
         self.num_queries, self.num_classes = num_queries, num_classes

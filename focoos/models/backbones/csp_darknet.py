@@ -6,10 +6,10 @@ and a CSP layer, the last with spatial pyramid pooling first. Returns res2..res5
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
+
+from focoos.nn.backbone.csp_darknet import CSPConfig
 
 # size -> per stage (in, out, blocks, identity shortcut in the blocks, SPP before the CSP layer)
 CSP_SIZES: dict[str, list[tuple[int, int, int, bool, bool]]] = {
@@ -98,9 +98,9 @@ class SPPBottleneck(nn.Module):
 class CSPDarknet(nn.Module):
     """`stem`, `stage1`..`stage4`; res2..res5 are the stage outputs."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: CSPConfig) -> None:
         super().__init__()
-        size = config.get("size", "small")
+        size = config.size
         if size not in CSP_SIZES:
             raise ValueError(f"csp_darknet size must be one of {sorted(CSP_SIZES)}, got {size!r}")
         stages = CSP_SIZES[size]

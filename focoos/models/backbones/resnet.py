@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.layers import ConvNormLayer, activation
+from focoos.nn.backbone.resnet import ResnetConfig
 
 RESNET_BLOCKS: dict[int, list[int]] = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
 
@@ -105,17 +105,17 @@ def _freeze_norm(module: nn.Module) -> None:
 class ResNet(nn.Module):
     """ResNet-18/34/50/101; variants c/d use the three-conv stem. Returns res2..res5 (strides 4..32)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: ResnetConfig) -> None:
         super().__init__()
-        depth = config.get("depth", 50)
+        depth = config.depth
         if depth not in RESNET_BLOCKS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_BLOCKS)}, got {depth}")
-        variant = config.get("variant", "d")
-        act = config.get("act", "relu")
-        num_stages = config.get("num_stages", 4)
+        variant = config.variant
+        act = config.act
+        num_stages = config.num_stages
         if num_stages != 4:
             raise ValueError(f"ResNet num_stages must be 4 (res2..res5 are returned), got {num_stages}")
-        in_chans = config.get("in_chans", 3)
+        in_chans = config.in_chans
         if variant in ("c", "d"):
             stem = [(in_chans, 32, 3, 2, "conv1_1"), (32, 32, 3, 1, "conv1_2"), (32, 64, 3, 1, "conv1_3")]
         else:
@@ -131,12 +131,12 @@ class ResNet(nn.Module):
             ch_in = widths[i] * block.expansion
         self._shapes = {f"res{i + 2}": (widths[i] * block.expansion, 2 ** (i + 2)) for i in range(4)}
 
-        freeze_at = config.get("freeze_at", -1)
+        freeze_at = config.freeze_at
         if freeze_at >= 0:
             for module in [self.conv1, *self.res_layers[: min(freeze_at, num_stages)]]:
                 for p in module.parameters():
                     p.requires_grad_(False)
-        if config.get("freeze_norm", True):
+        if config.freeze_norm:
             _freeze_norm(self)
 
     def output_shape(self) -> dict[str, tuple[int, int]]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
 from focoos.models.layers import ConvBNReLU
+from focoos.nn.backbone.stdc import STDCConfig
 
 # size -> (base, layers, block_num, block_type); a size overrides the explicit keys, as in Focoos.
 STDC_SIZES: dict[str, tuple[int, list[int], int, str]] = {
@@ -89,22 +88,19 @@ class AddBottleneck(_Bottleneck):
         return torch.cat(outs, dim=1) + residual
 
 
-def stdc_settings(config: dict[str, Any]) -> tuple[int, list[int], int, str]:
+def stdc_settings(config: STDCConfig) -> tuple[int, list[int], int, str]:
     """Resolve (base, layers, block_num, block_type) from Focoos' STDC config (size wins)."""
-    size = config.get("size")
-    if size is not None:
-        if size not in STDC_SIZES:
-            raise ValueError(f"STDC size must be one of {sorted(STDC_SIZES)}, got {size!r}")
-        return STDC_SIZES[size]
-    base = config.get("base") or 64
-    layers = list(config.get("layers") or [4, 5, 3])
-    return base, layers, config.get("block_num") or 4, config.get("block_type") or "cat"
+    if config.size is not None:
+        if config.size not in STDC_SIZES:
+            raise ValueError(f"STDC size must be one of {sorted(STDC_SIZES)}, got {config.size!r}")
+        return STDC_SIZES[config.size]
+    return config.base, list(config.layers), config.block_num, config.block_type
 
 
 class STDC(nn.Module):
     """STDC: two stride-2 stems, then three stages; returns res2..res5 (strides 4..32)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: STDCConfig) -> None:
         super().__init__()
         base, layers, block_num, block_type = stdc_settings(config)
         if block_type not in ("cat", "add"):
@@ -112,7 +108,7 @@ class STDC(nn.Module):
         if len(layers) != 3 or min(layers) < 1:
             raise ValueError(f"STDC layers must be three positive stage depths, got {layers}")
         block = CatBottleneck if block_type == "cat" else AddBottleneck
-        in_chans = config.get("in_chans", 3)
+        in_chans = config.in_chans
         features: list[nn.Module] = [ConvBNReLU(in_chans, base // 2, 3, 2), ConvBNReLU(base // 2, base, 3, 2)]
         in_planes = base
         for stage, depth in enumerate(layers):

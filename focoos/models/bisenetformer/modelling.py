@@ -12,6 +12,7 @@ and stays finite in fp16/TensorRT.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,9 +20,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
-from focoos.models.layers import MASKED, MASKFORMER_DEFAULTS, ConvBNReLU, MaskFormerNetwork, with_defaults
+from focoos.models.bisenetformer.config import BisenetFormerConfig
+from focoos.models.layers import MASKED, ConvBNReLU, MaskFormerNetwork
+from focoos.nn.backbone.base import BackboneConfig
 
-DEFAULTS: dict[str, Any] = dict(MASKFORMER_DEFAULTS)  # Focoos' BisenetFormerConfig: no keys of its own
+# BisenetFormerConfig's defaults in JSON form, for readers of the plain config dict (ModelManager).
+DEFAULTS: dict[str, Any] = BisenetFormerConfig.defaults()
 
 
 class AttentionRefinementModule(nn.Module):
@@ -79,7 +83,7 @@ class FeatureFusionModule(nn.Module):
 class BiseNet(nn.Module):
     """Backbone + context path + fusion: mask features (stride 8) and the context maps 32, 16, 8."""
 
-    def __init__(self, backbone_config: dict, feat_dim: int, out_dim: int) -> None:
+    def __init__(self, backbone_config: BackboneConfig, feat_dim: int, out_dim: int) -> None:
         super().__init__()
         self.backbone = build_backbone(backbone_config)
         shapes = sorted(self.backbone.output_shape().items(), key=lambda item: item[1][1])  # by stride
@@ -111,14 +115,15 @@ class BisenetFormer(MaskFormerNetwork):
     stride: upsample to the input size as Focoos does) and logits [B,Q,C] (softmax without the
     no-object class, or sigmoid with cls_sigmoid); training: raw pred_logits/pred_masks + aux_outputs."""
 
-    def __init__(self, config: dict, num_classes: int) -> None:
-        cfg = with_defaults(config, DEFAULTS, "bisenetformer")
-        decoder = BiseNet(cfg["backbone_config"], int(cfg["pixel_decoder_feat_dim"]), int(cfg["pixel_decoder_out_dim"]))
+    def __init__(self, config: BisenetFormerConfig | Mapping[str, Any], num_classes: int) -> None:
+        cfg = BisenetFormerConfig.parse(config, num_classes)
+        decoder = BiseNet(cfg.backbone_config, cfg.pixel_decoder_feat_dim, cfg.pixel_decoder_out_dim)
         # the stride-32 and stride-16 context maps; BiSeNetFormer's mask product and init order
         super().__init__(cfg, num_classes, decoder, levels=2, attention_bias=attention_bias, einsum=True,
                          m2f_init=False)
 
 
-def build_model(config: dict, num_classes: int) -> BisenetFormer:
-    """BiSeNetFormer from Focoos' config dict (postprocessing and loss keys are not the network's)."""
+def build_model(config: BisenetFormerConfig | Mapping[str, Any], num_classes: int) -> BisenetFormer:
+    """BiSeNetFormer from its typed config or Focoos' JSON form of it (postprocessing and loss fields are not
+    the network's; a config that does not fit raises ModelConfigError). `num_classes` wins over the config's."""
     return BisenetFormer(config, num_classes)

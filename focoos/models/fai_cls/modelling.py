@@ -6,6 +6,7 @@ so Focoos' checkpoints load strictly. Images come in as raw 0..255 RGB and are n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -13,23 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
-from focoos.models.layers import PIXEL_STATS, normalize, register_pixel_stats, with_defaults
+from focoos.models.fai_cls.config import ClassificationConfig
+from focoos.models.layers import normalize, register_pixel_stats
 
-# Focoos' ClassificationConfig defaults, for keys a config leaves out.
-DEFAULTS: dict[str, Any] = {
-    "resolution": 224,
-    **PIXEL_STATS,
-    "hidden_dim": 512,
-    "dropout_rate": 0.2,
-    "features": "res5",
-    "num_layers": 1,
-    "dense_prediction": False,
-    "use_focal_loss": False,
-    "focal_alpha": 0.75,
-    "focal_gamma": 2.0,
-    "label_smoothing": 0.0,
-    "pos_weight": 10.0,
-}
+# ClassificationConfig's defaults in JSON form, for readers of the plain config dict (the training loss,
+# ModelManager).
+DEFAULTS: dict[str, Any] = ClassificationConfig.defaults()
 LOSS_KEYS = ("use_focal_loss", "focal_alpha", "focal_gamma", "label_smoothing", "pos_weight")
 
 
@@ -105,31 +95,31 @@ class FaiClassifier(nn.Module):
     criterion turns into Focoos' loss.
     """
 
-    output_names = ("logits",)
 
-    def __init__(self, config: dict[str, Any], num_classes: int) -> None:
+    def __init__(self, config: ClassificationConfig | Mapping[str, Any], num_classes: int) -> None:
         super().__init__()
-        config = with_defaults(config, DEFAULTS, "fai_cls")
-        register_pixel_stats(self, config["pixel_mean"], config["pixel_std"])
-        self.backbone = build_backbone(config["backbone_config"])
+        cfg = ClassificationConfig.parse(config, num_classes)
+        register_pixel_stats(self, cfg.pixel_mean, cfg.pixel_std)
+        self.backbone = build_backbone(cfg.backbone_config)
         shapes = self.backbone.output_shape()
-        if config["features"] not in shapes:
-            raise ValueError(f"fai_cls features must be one of {sorted(shapes)}, got {config['features']!r}")
-        self.in_features = config["features"]
+        if cfg.features not in shapes:
+            raise ValueError(f"fai_cls features must be one of {sorted(shapes)}, got {cfg.features!r}")
+        self.in_features = cfg.features
         self.cls_head = ClassificationHead(
-            shapes[self.in_features][0],
-            config["hidden_dim"],
-            num_classes,
-            config["num_layers"],
-            config["dropout_rate"],
-            config["dense_prediction"],
+            shapes[self.in_features][0], cfg.hidden_dim, num_classes, cfg.num_layers, cfg.dropout_rate,
+            cfg.dense_prediction,
         )
-        self.criterion = ClassificationLoss(num_classes, **{key: config[key] for key in LOSS_KEYS})
+        self.criterion = ClassificationLoss(
+            num_classes, use_focal_loss=cfg.use_focal_loss, focal_alpha=cfg.focal_alpha, focal_gamma=cfg.focal_gamma,
+            label_smoothing=cfg.label_smoothing, pos_weight=cfg.pos_weight,
+        )
 
     def forward(self, images: Tensor) -> Tensor | tuple[Tensor]:
         logits = self.cls_head(self.backbone(normalize(images, self.pixel_mean, self.pixel_std))[self.in_features])
         return logits if self.training else (logits,)
 
 
-def build_model(config: dict, num_classes: int) -> FaiClassifier:
+def build_model(config: ClassificationConfig | Mapping[str, Any], num_classes: int) -> FaiClassifier:
+    """FAI-CLS from its typed config or Focoos' JSON form of it (a config that does not fit raises
+    ModelConfigError). `num_classes` wins over the config's."""
     return FaiClassifier(config, num_classes)

@@ -1,9 +1,11 @@
 """FAI-DETR: a real-time detection transformer (RT-DETR style) that exports to ONNX and TensorRT."""
 
+from focoos.models.fai_detr.config import DETRConfig
 from focoos.models.family import FamilySpec, register_family
 from focoos.ports import ModelInfo
 
-NUM_QUERIES = 300  # Focoos' DETRConfig.num_queries
+DEFAULTS = DETRConfig.defaults()  # Focoos' defaults, JSON form
+NUM_QUERIES = DEFAULTS["num_queries"]
 
 
 def _outputs(info: ModelInfo) -> dict[str, list[int]]:
@@ -12,6 +14,6 @@ def _outputs(info: ModelInfo) -> dict[str, list[int]]:
 
 
 FAMILY = register_family(FamilySpec(
-    name="fai_detr", tasks=("detection",), package=__name__, outputs=_outputs, top_k=300,
+    name="fai_detr", tasks=("detection",), package=__name__, outputs=_outputs, top_k=DEFAULTS["top_k"],
     criterion="focoos.training.losses.detr:DetrCriterion",
 ))

@@ -12,6 +12,7 @@ attention samples with grid_sample, so ONNX Runtime and TensorRT run it without 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,34 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
-from focoos.models.layers import (
-    MLP,
-    PIXEL_STATS,
-    Conv2d,
-    ConvNormLayer,
-    Head,
-    normalize,
-    register_pixel_stats,
-    with_defaults,
-)
+from focoos.models.fai_detr.config import DETRConfig
+from focoos.models.layers import MLP, Conv2d, ConvNormLayer, Head, normalize, register_pixel_stats
 
-# Focoos' DETRConfig defaults, for keys a config leaves out.
-DEFAULTS: dict[str, Any] = {
-    "num_queries": 300,
-    **PIXEL_STATS,
-    "pixel_decoder_out_dim": 256,
-    "pixel_decoder_feat_dim": 256,
-    "pixel_decoder_num_encoder_layers": 1,
-    "pixel_decoder_expansion": 1.0,
-    "pixel_decoder_dim_feedforward": 1024,
-    "pixel_decoder_dropout": 0.0,
-    "pixel_decoder_nhead": 8,
-    "transformer_predictor_hidden_dim": 256,
-    "transformer_predictor_dec_layers": 6,
-    "transformer_predictor_dim_feedforward": 1024,
-    "transformer_predictor_nhead": 8,
-    "criterion_eos_coef": 0.1,
-}
+# DETRConfig's defaults in JSON form, for readers of the plain config dict (training losses, ModelManager).
+DEFAULTS: dict[str, Any] = DETRConfig.defaults()
 IN_FEATURES = ("res3", "res4", "res5")
 ANCHOR_EPS = 1e-2  # anchors with a coordinate outside (eps, 1 - eps) are invalid
 ANCHOR_SIZE = 0.05  # anchor side at the finest level, doubled per coarser level
@@ -143,16 +121,16 @@ class TransformerEncoder(nn.Module):
 class Encoder(nn.Module):
     """`pixel_decoder`: backbone + hybrid encoder; returns the fused maps coarsest first (strides 32, 16, 8)."""
 
-    def __init__(self, backbone: nn.Module, cfg: dict[str, Any]) -> None:
+    def __init__(self, backbone: nn.Module, cfg: DETRConfig) -> None:
         super().__init__()
         shapes = backbone.output_shape()
         in_channels = [int(shapes[name][0]) for name in IN_FEATURES]
-        feat_dim, out_dim = int(cfg["pixel_decoder_feat_dim"]), int(cfg["pixel_decoder_out_dim"])
+        feat_dim, out_dim = cfg.pixel_decoder_feat_dim, cfg.pixel_decoder_out_dim
         depth = round(3 * 1.0)  # Focoos' depth_mult is fixed at 1
-        expansion = float(cfg["pixel_decoder_expansion"])
+        expansion = cfg.pixel_decoder_expansion
         self.feat_dim = feat_dim
         self.encoder_idx = [len(in_channels) - 1]  # attention only on the coarsest map
-        self.num_encoder_layers = int(cfg["pixel_decoder_num_encoder_layers"])
+        self.num_encoder_layers = cfg.pixel_decoder_num_encoder_layers
 
         self.backbone = backbone
         self.input_proj = nn.ModuleList(
@@ -160,8 +138,8 @@ class Encoder(nn.Module):
         )
         self.encoder = nn.ModuleList(
             TransformerEncoder(
-                feat_dim, int(cfg["pixel_decoder_nhead"]), int(cfg["pixel_decoder_dim_feedforward"]),
-                float(cfg["pixel_decoder_dropout"]), self.num_encoder_layers,
+                feat_dim, cfg.pixel_decoder_nhead, cfg.pixel_decoder_dim_feedforward, cfg.pixel_decoder_dropout,
+                self.num_encoder_layers,
             )
             for _ in self.encoder_idx
         )  # fmt: skip
@@ -297,14 +275,14 @@ def make_anchors(shapes: list, ref: Tensor) -> tuple[Tensor, Tensor]:
 class TransformerPredictor(nn.Module):
     """`head.predictor`: query selection over encoder tokens, then the refining deformable decoder."""
 
-    def __init__(self, in_channels: int, num_classes: int, cfg: dict[str, Any], levels: int = 3) -> None:
+    def __init__(self, in_channels: int, num_classes: int, cfg: DETRConfig, levels: int = 3) -> None:
         super().__init__()
-        dim = int(cfg["transformer_predictor_hidden_dim"])
-        nhead, dec_layers = int(cfg["transformer_predictor_nhead"]), int(cfg["transformer_predictor_dec_layers"])
-        self.num_queries = int(cfg["num_queries"])
+        dim = cfg.transformer_predictor_hidden_dim
+        nhead, dec_layers = cfg.transformer_predictor_nhead, cfg.transformer_predictor_dec_layers
+        self.num_queries = cfg.num_queries
         self.input_proj = nn.ModuleList(ConvNormLayer(in_channels, dim, 1) for _ in range(levels))
         self.decoder = TransformerDecoder(
-            dim, nhead, int(cfg["transformer_predictor_dim_feedforward"]), dec_layers, levels, points=4
+            dim, nhead, cfg.transformer_predictor_dim_feedforward, dec_layers, levels, points=4
         )
         self.query_pos_head = MLP(4, 2 * dim, dim, 2)
         self.enc_output = nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim))
@@ -368,16 +346,15 @@ class FAIDetr(nn.Module):
     of the last layer, "aux_outputs" of the earlier layers and "enc_outputs" of the selected proposals.
     """
 
-    output_names = ("boxes", "logits")
 
-    def __init__(self, config: dict[str, Any], num_classes: int) -> None:
+    def __init__(self, config: DETRConfig | Mapping[str, Any], num_classes: int) -> None:
         super().__init__()
-        cfg = with_defaults(config, DEFAULTS, "fai_detr")
+        cfg = DETRConfig.parse(config, num_classes)
         self.num_classes = num_classes
-        self.pixel_decoder = Encoder(build_backbone(cfg["backbone_config"]), cfg)
-        predictor = TransformerPredictor(int(cfg["pixel_decoder_out_dim"]), num_classes, cfg)
-        self.head = Head(predictor, num_classes, float(cfg["criterion_eos_coef"]))
-        register_pixel_stats(self, cfg["pixel_mean"], cfg["pixel_std"])
+        self.pixel_decoder = Encoder(build_backbone(cfg.backbone_config), cfg)
+        predictor = TransformerPredictor(cfg.pixel_decoder_out_dim, num_classes, cfg)
+        self.head = Head(predictor, num_classes, cfg.criterion_eos_coef)
+        register_pixel_stats(self, cfg.pixel_mean, cfg.pixel_std)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor] | dict[str, Any]:
         out = self.head(self.pixel_decoder(normalize(images, self.pixel_mean, self.pixel_std)))
@@ -386,6 +363,7 @@ class FAIDetr(nn.Module):
         return box_cxcywh_to_xyxy(out["pred_boxes"]), out["pred_logits"].sigmoid()
 
 
-def build_model(config: dict[str, Any], num_classes: int) -> FAIDetr:
-    """FAI-DETR from Focoos' config schema (absent keys take Focoos' defaults; unknown keys are ignored)."""
+def build_model(config: DETRConfig | Mapping[str, Any], num_classes: int) -> FAIDetr:
+    """FAI-DETR from its typed config or Focoos' JSON form of it (absent keys take Focoos' defaults; an unknown
+    key, a missing field or a wrong type raises ModelConfigError). `num_classes` wins over the config's."""
     return FAIDetr(config, num_classes)

@@ -14,6 +14,7 @@ matmul/softmax with a finite additive mask, so the graph exports to ONNX/TorchSc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -21,26 +22,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from focoos.models.backbones import build_backbone
+from focoos.models.fai_mf.config import MaskFormerConfig
 from focoos.models.layers import (
     MASKED,
-    MASKFORMER_DEFAULTS,
     MASKFORMER_HEADS,
     Attention,
     Conv2d,
     MaskFormerNetwork,
     sine_position,
-    with_defaults,
     xavier_init,
 )
 
-# Focoos' MaskFormerConfig defaults, for keys a config leaves out.
-DEFAULTS: dict[str, Any] = {
-    **MASKFORMER_DEFAULTS,
-    "pixel_decoder_transformer_layers": 0,
-    "pixel_decoder_transformer_dropout": 0.0,
-    "pixel_decoder_transformer_nheads": 8,
-    "pixel_decoder_transformer_dim_feedforward": 1024,
-}
+# MaskFormerConfig's defaults in JSON form, for readers of the plain config dict (ModelManager).
+DEFAULTS: dict[str, Any] = MaskFormerConfig.defaults()
 NUM_SCALES = 3
 
 
@@ -154,17 +148,17 @@ class FAIMaskFormer(MaskFormerNetwork):
     """images [B,3,H,W] raw RGB 0..255 -> eval: (masks [B,Q,H/4,W/4] sigmoid, logits [B,Q,C] probabilities);
     training: {"pred_logits" [B,Q,C+1] raw, "pred_masks" [B,Q,H/4,W/4] raw, "aux_outputs": earlier layers}."""
 
-    def __init__(self, config: dict[str, Any], num_classes: int) -> None:
-        cfg = with_defaults(config, DEFAULTS, "fai_mf")
+    def __init__(self, config: MaskFormerConfig | Mapping[str, Any], num_classes: int) -> None:
+        cfg = MaskFormerConfig.parse(config, num_classes)
         decoder = TransformerFPN(
-            build_backbone(cfg["backbone_config"]), int(cfg["pixel_decoder_feat_dim"]),
-            int(cfg["pixel_decoder_out_dim"]), int(cfg["pixel_decoder_transformer_layers"]),
-            float(cfg["pixel_decoder_transformer_dropout"]), int(cfg["pixel_decoder_transformer_nheads"]),
-            int(cfg["pixel_decoder_transformer_dim_feedforward"]),
+            build_backbone(cfg.backbone_config), cfg.pixel_decoder_feat_dim, cfg.pixel_decoder_out_dim,
+            cfg.pixel_decoder_transformer_layers, cfg.pixel_decoder_transformer_dropout,
+            cfg.pixel_decoder_transformer_nheads, cfg.pixel_decoder_transformer_dim_feedforward,
         )  # fmt: skip
         super().__init__(cfg, num_classes, decoder, levels=NUM_SCALES, attention_bias=attention_bias)
 
 
-def build_model(config: dict[str, Any], num_classes: int) -> FAIMaskFormer:
-    """Build FAI-MF from Focoos' MaskFormerConfig dict (postprocessing keys such as top_k are ignored here)."""
+def build_model(config: MaskFormerConfig | Mapping[str, Any], num_classes: int) -> FAIMaskFormer:
+    """FAI-MF from its typed config or Focoos' JSON form of it (postprocessing fields such as top_k are not the
+    network's; a config that does not fit raises ModelConfigError). `num_classes` wins over the config's."""
     return FAIMaskFormer(config, num_classes)

@@ -15,6 +15,7 @@ per prior, so running it before NMS gives the keypoints Focoos computes after it
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -24,46 +25,11 @@ from torch import Tensor, nn
 from focoos.data.coco_eval import keypoint_sigmas
 from focoos.models.backbones import build_backbone
 from focoos.models.backbones.csp_darknet import ConvModule
-from focoos.models.layers import normalize, register_pixel_stats, with_defaults
-from focoos.processing.postprocess import KEYPOINT_NMS_THR, KEYPOINT_SCORE_THR
+from focoos.models.layers import normalize, register_pixel_stats
+from focoos.models.rtmo.config import RTMOConfig
 
-# Focoos' RTMOConfig defaults, for keys a config leaves out.
-DEFAULTS: dict[str, Any] = {
-    "transformer_embed_dims": 256,
-    "transformer_num_heads": 8,
-    "transformer_feedforward_channels": 1024,
-    "transformer_dropout": 0.0,
-    "transformer_encoder_layers": 1,
-    "csp_layers": 1,
-    "hidden_dim": 256,
-    "output_dim": 256,
-    "pe_temperature": 10000,
-    "widen_factor": 0.5,
-    "spe_learnable": False,
-    "output_indices": [1, 2],
-    "num_keypoints": 17,
-    "in_channels": 256,
-    "pose_vec_channels": 256,
-    "cls_feat_channels": 256,
-    "stacked_convs": 2,
-    "featmap_strides": [16, 8],
-    "featmap_strides_pointgenerator": [16, 8],
-    "centralize_points_pointgenerator": False,
-    "overlaps_power": 0.5,
-    "pixel_mean": [0.0, 0.0, 0.0],
-    "pixel_std": [1.0, 1.0, 1.0],
-    "feat_channels_dcc": 128,
-    "num_bins": [192, 256],
-    "spe_channels": 128,
-    "gau_s": 128,
-    "gau_expansion_factor": 2,
-    "gau_dropout_rate": 0.0,
-    "nms_topk": 1000,
-    "nms_thr": KEYPOINT_NMS_THR,
-    "score_thr": KEYPOINT_SCORE_THR,
-    "skeleton": [],
-    "keypoints": [],
-}
+# RTMOConfig's defaults in JSON form, for readers of the plain config dict (the training loss, ModelManager).
+DEFAULTS: dict[str, Any] = RTMOConfig.defaults()
 NECK_FEATURES = ("res3", "res4", "res5")
 ENCODER_LEVEL = 2  # the transformer encoder runs on res5 only
 POSE_GROUPS, CHANNELS_PER_GROUP = 8, 36  # pose branch: grouped convs, widths scale with widen_factor
@@ -203,21 +169,21 @@ class ChannelMapper(nn.Module):
 class HybridEncoder(nn.Module):
     """`neck`: res3..res5 -> the `output_indices` levels of the PAN (strides 8, 16, 32), projected."""
 
-    def __init__(self, shapes: dict[str, tuple[int, int]], cfg: dict[str, Any]) -> None:
+    def __init__(self, shapes: dict[str, tuple[int, int]], cfg: RTMOConfig) -> None:
         super().__init__()
-        hidden = int(cfg["hidden_dim"])
-        csp, widen = int(cfg["csp_layers"]), float(cfg["widen_factor"])
+        hidden = cfg.hidden_dim
+        csp, widen = cfg.csp_layers, cfg.widen_factor
         self.hidden = hidden
-        self.output_indices = [int(i) for i in cfg["output_indices"]]
-        self.num_encoder_layers = int(cfg["transformer_encoder_layers"])
+        self.output_indices = list(cfg.output_indices)
+        self.num_encoder_layers = cfg.transformer_encoder_layers
         self.input_proj = nn.ModuleList(
             ConvModule(shapes[name][0], hidden, 1, eps=1e-5, momentum=0.1, act=False) for name in NECK_FEATURES
         )
         self.encoder = nn.ModuleList([Encoder(
-            self.num_encoder_layers, int(cfg["transformer_embed_dims"]), int(cfg["transformer_num_heads"]),
-            int(cfg["transformer_feedforward_channels"]), float(cfg["transformer_dropout"]),
+            self.num_encoder_layers, cfg.transformer_embed_dims, cfg.transformer_num_heads,
+            cfg.transformer_feedforward_channels, cfg.transformer_dropout,
         )])  # fmt: skip
-        self.sincos_pos_enc = SineEncoding(hidden // 2, float(cfg["pe_temperature"]), bool(cfg["spe_learnable"]))
+        self.sincos_pos_enc = SineEncoding(hidden // 2, float(cfg.pe_temperature), cfg.spe_learnable)
         levels = len(NECK_FEATURES) - 1
         self.lateral_convs = nn.ModuleList(ConvModule(hidden, hidden, 1, eps=1e-5, momentum=0.1) for _ in range(levels))
         self.fpn_blocks = nn.ModuleList(CSPRepLayer(2 * hidden, hidden, csp, widen) for _ in range(levels))
@@ -225,7 +191,7 @@ class HybridEncoder(nn.Module):
             ConvModule(hidden, hidden, 3, stride=2, eps=1e-5, momentum=0.1) for _ in range(levels)
         )
         self.pan_blocks = nn.ModuleList(CSPRepLayer(2 * hidden, hidden, csp, widen) for _ in range(levels))
-        self.projector = ChannelMapper(hidden, int(cfg["output_dim"]), len(self.output_indices))
+        self.projector = ChannelMapper(hidden, cfg.output_dim, len(self.output_indices))
 
     def forward(self, features: dict[str, Tensor]) -> list[Tensor]:
         proj = [p(features[name]) for p, name in zip(self.input_proj, NECK_FEATURES, strict=True)]
@@ -250,13 +216,13 @@ class HybridEncoder(nn.Module):
 class HeadModule(nn.Module):
     """Per level: the input's first half through the classification convs, the second through the pose convs."""
 
-    def __init__(self, cfg: dict[str, Any], num_classes: int, levels: int) -> None:
+    def __init__(self, cfg: RTMOConfig, num_classes: int, levels: int) -> None:
         super().__init__()
-        widen = float(cfg["widen_factor"])
-        cin, cls_ch = int(int(cfg["in_channels"]) * widen), int(int(cfg["cls_feat_channels"]) * widen)
-        stacked, keypoints = int(cfg["stacked_convs"]), int(cfg["num_keypoints"])
+        widen = cfg.widen_factor
+        cin, cls_ch = int(cfg.in_channels * widen), int(cfg.cls_feat_channels * widen)
+        stacked, keypoints = cfg.stacked_convs, cfg.num_keypoints
         pose_ch = POSE_GROUPS * int(widen * CHANNELS_PER_GROUP)
-        self.pose_vec_channels = int(cfg["pose_vec_channels"])
+        self.pose_vec_channels = cfg.pose_vec_channels
 
         def cls_convs() -> nn.Sequential:
             return nn.Sequential(*(ConvModule(cin if i == 0 else cls_ch, cls_ch, 3) for i in range(stacked)))
@@ -352,13 +318,15 @@ class DCC(nn.Module):
     """Dynamic coordinate classifier: a prior's pose vector -> K keypoint tokens -> x and y heatmaps over
     bins spread across its padded box (bins encoded by their position relative to the prior)."""
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: RTMOConfig | Mapping[str, Any]) -> None:
         super().__init__()
-        self.num_keypoints, self.channels = int(cfg["num_keypoints"]), int(cfg["feat_channels_dcc"])
-        pose_ch, spe_ch, s = int(cfg["pose_vec_channels"]), int(cfg["spe_channels"]), int(cfg["gau_s"])
-        x_bins, y_bins = (int(n) for n in cfg["num_bins"])
+        if not isinstance(cfg, RTMOConfig):  # the DCC alone (the loss tests): it does not depend on the classes
+            cfg = RTMOConfig.parse(cfg, cfg.get("num_classes", 1))
+        self.num_keypoints, self.channels = cfg.num_keypoints, cfg.feat_channels_dcc
+        pose_ch, spe_ch, s = cfg.pose_vec_channels, cfg.spe_channels, cfg.gau_s
+        x_bins, y_bins = cfg.num_bins
         self.spe = SineEncoding(spe_ch, 300.0)
-        self.gau = GAU(self.channels, s, int(cfg["gau_expansion_factor"]), float(cfg["gau_dropout_rate"]))
+        self.gau = GAU(self.channels, s, cfg.gau_expansion_factor, cfg.gau_dropout_rate)
         self.pos_enc = nn.Parameter(torch.randn(self.num_keypoints, s))
         self.pose_to_kpts = nn.Sequential(
             nn.Linear(pose_ch, self.channels * self.num_keypoints), nn.BatchNorm1d(self.channels * self.num_keypoints)
@@ -466,15 +434,15 @@ def gather_rows(x: Tensor, index: Tensor) -> Tensor:
 class RTMOHead(nn.Module):
     """`head`: Focoos' criterion buffers, the per-level branches and the DCC."""
 
-    def __init__(self, cfg: dict[str, Any], num_classes: int) -> None:
+    def __init__(self, cfg: RTMOConfig, num_classes: int) -> None:
         super().__init__()
-        self.num_keypoints = int(cfg["num_keypoints"])
-        self.featmap_strides = [int(s) for s in cfg["featmap_strides"]]
-        self.prior_strides = [int(s) for s in cfg["featmap_strides_pointgenerator"]]
+        self.num_keypoints = cfg.num_keypoints
+        self.featmap_strides = list(cfg.featmap_strides)
+        self.prior_strides = list(cfg.featmap_strides_pointgenerator)
         if len(self.featmap_strides) != len(self.prior_strides):
             raise ValueError("rtmo: featmap_strides and featmap_strides_pointgenerator must have the same length")
-        self.centralize = bool(cfg["centralize_points_pointgenerator"])
-        self.nms_topk = int(cfg["nms_topk"])
+        self.centralize = cfg.centralize_points_pointgenerator
+        self.nms_topk = cfg.nms_topk
         self.criterion = Criterion(self.num_keypoints)
         self.head_module = HeadModule(cfg, num_classes, len(self.featmap_strides))
         self.dcc = DCC(cfg)
@@ -510,19 +478,18 @@ class RTMO(nn.Module):
     scores [B,k,C]. Training returns the dense per-prior outputs a loss consumes (see RTMOHead.forward).
     """
 
-    output_names = ("boxes", "scores", "keypoints")
 
-    def __init__(self, config: dict[str, Any], num_classes: int) -> None:
+    def __init__(self, config: RTMOConfig | Mapping[str, Any], num_classes: int) -> None:
         super().__init__()
-        cfg = with_defaults(config, DEFAULTS, "rtmo")
-        if int(cfg["transformer_embed_dims"]) != int(cfg["hidden_dim"]):
+        cfg = RTMOConfig.parse(config, num_classes)
+        if cfg.transformer_embed_dims != cfg.hidden_dim:
             raise ValueError("rtmo: transformer_embed_dims must equal hidden_dim")
         self.num_classes = num_classes
-        self.num_keypoints = int(cfg["num_keypoints"])
-        self.backbone = build_backbone(cfg["backbone_config"])
+        self.num_keypoints = cfg.num_keypoints
+        self.backbone = build_backbone(cfg.backbone_config)
         self.neck = HybridEncoder(self.backbone.output_shape(), cfg)
         self.head = RTMOHead(cfg, num_classes)
-        register_pixel_stats(self, cfg["pixel_mean"], cfg["pixel_std"])
+        register_pixel_stats(self, cfg.pixel_mean, cfg.pixel_std)
 
     def forward(self, images: Tensor) -> dict[str, Any] | tuple[Tensor, Tensor, Tensor]:
         out = self.head(self.neck(self.backbone(normalize(images, self.pixel_mean, self.pixel_std))))
@@ -534,6 +501,7 @@ class RTMO(nn.Module):
         return boxes / size.repeat(2), scores, torch.cat([keypoints[..., :2] / size, keypoints[..., 2:]], -1)
 
 
-def build_model(config: dict[str, Any], num_classes: int) -> RTMO:
-    """RTMO from Focoos' config schema (absent keys take Focoos' defaults; unknown keys are ignored)."""
+def build_model(config: RTMOConfig | Mapping[str, Any], num_classes: int) -> RTMO:
+    """RTMO from its typed config or Focoos' JSON form of it (absent keys take Focoos' defaults; an unknown key,
+    a missing field or a wrong type raises ModelConfigError). `num_classes` wins over the config's."""
     return RTMO(config, num_classes)
