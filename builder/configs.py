@@ -31,6 +31,7 @@ from focoos.processing.transport import (
     ORIGINAL_HW,
     PARAM_ADMISSION_MAX_LEASE_S,
     PARAM_MAX_IN_FLIGHT,
+    PARAM_NATIVE_MAX_PIXELS,
     PARAM_REDUCED_DECODE,
     PARAM_THRESHOLD,
     PARAM_TOP_K,
@@ -197,16 +198,41 @@ def queue_policy(max_queue_size: int, queue_timeout_ms: int) -> mc.ModelQueuePol
                                default_timeout_microseconds=queue_timeout_ms * 1000)
 
 
+# A family that runs eager inference at the image's own size (FamilySpec.native_size) is served so too, up to
+# four times the model's input area or a megapixel, whichever is more (larger images are scaled down to it: the
+# bound on what one request may cost the server).
+NATIVE_MAX_AREA_FACTOR = 4
+NATIVE_MIN_MAX_PIXELS = 1 << 20
+
+
+def native_max_pixels(info: ModelInfo, runtime_type: RuntimeType) -> int:
+    """The most pixels an image of this model runs at when served at its own size; 0: served at im_size
+    (families with a fixed input, and TensorRT, whose engines are built for the model's input size)."""
+    if not family_spec(info.model_family).native_size or runtime_type in (RuntimeType.ONNX_TRT16,
+                                                                          RuntimeType.ONNX_TRT32):
+        return 0
+    height, width = info.input_hw
+    return max(NATIVE_MAX_AREA_FACTOR * height * width, NATIVE_MIN_MAX_PIXELS)
+
+
+def network_input_dims(info: ModelInfo, native: bool) -> list[int]:
+    """[3, H, W] of the model's input, or [3, -1, -1] when images run at their own size."""
+    return [3, -1, -1] if native else [3, *info.input_hw]
+
+
 def preprocess_config(
     names: StepNames, info: ModelInfo, max_batch_size: int, instances: int, admission: Admission,
     reduced_decode: bool = True, max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE, queue_timeout_ms: int = 0,
+    native_pixels: int = 0,
 ) -> mc.ModelConfig:
-    """The first step: its admission gate and queue limits refuse a call before any work is spent on it."""
+    """The first step: its admission gate and queue limits refuse a call before any work is spent on it.
+    native_pixels > 0: each image runs at its own size, up to that many pixels (native_max_pixels)."""
     inputs, _ = _ensemble_io(info, 1)
     height, width = info.input_hw
-    outputs = [_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, [3, height, width]), _tensor(ORIGINAL_HW, mc.TYPE_INT32, [2]),
-               _tensor(ADMISSION, mc.TYPE_INT64, [2])]
-    parameters = {"input_hw": [height, width], PARAM_REDUCED_DECODE: reduced_decode, **admission.parameters()}
+    outputs = [_tensor(NETWORK_INPUT, NETWORK_INPUT_TYPE, network_input_dims(info, native_pixels > 0)),
+               _tensor(ORIGINAL_HW, mc.TYPE_INT32, [2]), _tensor(ADMISSION, mc.TYPE_INT64, [2])]
+    parameters = {"input_hw": [height, width], PARAM_REDUCED_DECODE: reduced_decode,
+                  PARAM_NATIVE_MAX_PIXELS: native_pixels, **admission.parameters()}
     config = _python_step(names.preprocess, max_batch_size, inputs, outputs, instances, parameters)
     config.dynamic_batching.CopyFrom(
         mc.ModelDynamicBatching(default_queue_policy=queue_policy(max_queue_size, queue_timeout_ms)))
@@ -241,16 +267,18 @@ def network_config(
     threads: int = 0,
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
     queue_timeout_ms: int = 0,
+    native: bool = False,
 ) -> mc.ModelConfig:
     """The network step for the runtime; target 'embedded' runs the same file in a Python-backend model
     (`threads` intra-op threads per instance, 0: the serving machine's cores). Its queue is where calls
-    wait when the network is the bottleneck, so it has the same queue limits as the first step."""
+    wait when the network is the bottleneck, so it has the same queue limits as the first step.
+    native: images run at their own size (the dynamic batcher groups requests of one size)."""
     height, width = info.input_hw
     input_name, outputs = network_tensors(runtime_type, output_names)
     config = _model(
         names.network,
         max_batch_size,
-        [_tensor(input_name, NETWORK_INPUT_TYPE, [3, height, width])],
+        [_tensor(input_name, NETWORK_INPUT_TYPE, network_input_dims(info, native))],
         [_tensor(o, mc.TYPE_FP32, output_dims(info, n)) for o, n in zip(outputs, output_names, strict=True)],
         dynamic_batching=mc.ModelDynamicBatching(
             preferred_batch_size=sorted({b for b in (1, 2, 4, 8, max_batch_size) if b <= max_batch_size}),

@@ -22,7 +22,7 @@ from focoos.infer.pipeline import model_top_k
 from focoos.models.family import family_spec
 from focoos.ports import ModelInfo, RuntimeType
 from focoos.processing import load_images, validate_threshold
-from focoos.processing.transport import DEFAULT_THRESHOLD, PARAM_THRESHOLD, PARAM_TOP_K
+from focoos.processing.transport import DEFAULT_THRESHOLD, PARAM_NATIVE_MAX_PIXELS, PARAM_THRESHOLD, PARAM_TOP_K
 
 from .configs import (
     CONFIG_FILE,
@@ -35,6 +35,7 @@ from .configs import (
     default_max_in_flight,
     ensemble_config,
     model_versions,
+    native_max_pixels,
     network_config,
     parse_pbtxt,
     postprocess_config,
@@ -241,6 +242,7 @@ class RepositoryBuilder:
                                   f"{max_queue_size} and {queue_timeout_ms}")
         family = family_spec(info.model_family)
         output_names = family.output_names(info)
+        native_pixels = native_max_pixels(info, runtime_type)  # > 0: images served at their own size, as eager
         model_file = export_filename(runtime_type)  # model.pt (libtorch's default) or model.onnx
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -273,15 +275,16 @@ class RepositoryBuilder:
 
             configs = {
                 names.preprocess: preprocess_config(names, info, max_batch_size, preprocess_instances, admission,
-                                                    reduced_decode, max_queue_size, queue_timeout_ms),
+                                                    reduced_decode, max_queue_size, queue_timeout_ms, native_pixels),
                 names.network: network_config(names, info, runtime_type, target, output_names, model_file,
                                               max_batch_size, network_instances, engine_cache_dir,
-                                              network_threads, max_queue_size, queue_timeout_ms),
+                                              network_threads, max_queue_size, queue_timeout_ms,
+                                              native=native_pixels > 0),
                 names.postprocess: postprocess_config(names, info, output_names, max_batch_size,
                                                       postprocess_instances, top_k, threshold, admission),
                 names.ensemble: ensemble_config(names, info, runtime_type, output_names, max_batch_size, top_k,
                                                 {**self._metadata(info, runtime_type, target, top_k, threshold),
-                                                 "precision": precision}),
+                                                 "precision": precision, PARAM_NATIVE_MAX_PIXELS: native_pixels}),
             }
             for step, config in configs.items():
                 text = to_pbtxt(config)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from focoos.errors import (
@@ -49,6 +50,44 @@ _LAZY = {
     "User": "focoos.hub",
     "FocoosModel": "focoos.focoos_model",
     "InferModel": "focoos.infer.infer_model",
+    "ApiKey": "focoos.hub",
+    "DatasetSpec": "focoos.hub",
+    "HubSyncLocalTraining": "focoos.hub",
+    "Metrics": "focoos.hub",
+    "Quotas": "focoos.hub",
+    "TrainingInfo": "focoos.hub",
+    "ConfigManager": "focoos.model_manager",
+    "DictClass": "focoos.nn.config",
+    "ModelConfig": "focoos.nn.config",
+    "FOCOOS_CONFIG": "focoos.utils.config",
+    "DEV_API_URL": "focoos.utils.config",
+    "LOCAL_API_URL": "focoos.utils.config",
+    "PROD_API_URL": "focoos.utils.config",
+    "ApiClient": "focoos.utils.api_client",
+    "get_logger": "focoos.utils.logger",
+    "took": "focoos.utils.timer",
+    "load_runtime": "focoos.utils.runtime",
+    **{name: "focoos.utils.system" for name in (
+        "GPUDevice", "GPUInfo", "SystemInfo", "get_cpu_name", "get_cuda_version", "get_device_name", "get_gpus_count",
+        "get_system_info")},
+    **{name: "focoos.utils.vision" for name in (
+        "base64mask_to_mask", "binary_mask_to_base64", "class_to_index", "fai_detections_to_sv", "image_loader",
+        "image_preprocess", "index_to_class", "sv_to_fai_detections")},
+    **{name: "focoos.utils.port_types" for name in (
+        "DatasetEntry", "DatasetMetadata", "DetectronDict", "DeviceType", "DynamicAxes", "ExportCfg", "ModelNotFound",
+        "ModelOutput", "OnnxRuntimeOpts", "OptimizerType", "PydanticBase", "SchedulerType", "StatusTransition",
+        "TorchscriptRuntimeOpts")},
+}
+
+PACKAGE_DIR = Path(__file__).parent.resolve()
+ROOT_PACKAGE_DIR = PACKAGE_DIR.parent
+# Folders Focoos exports as constants; read from the settings when asked so the FOCOOS_* variables still count.
+_FOLDERS = {
+    "ROOT_DIR": lambda s: s.ROOT_DIR,
+    "MODELS_DIR": lambda s: str(s.models_dir()),
+    "DATASETS_DIR": lambda s: str(s.datasets_dir()),
+    "PREDICTIONS_DIR": lambda s: str(s.predictions_dir()),
+    "ASSETS_DIR": lambda s: s.assets_dir(),  # a Path: tutorials write ASSETS_DIR / "federer.jpg"
 }
 
 
@@ -57,10 +96,10 @@ def __getattr__(name: str) -> Any:
         from focoos.processing.annotate import annotate_detections
 
         return annotate_detections
-    if name in ("MODELS_DIR", "ASSETS_DIR"):  # Focoos' names, read when asked so the environment still counts
+    if name in _FOLDERS:
         from focoos import settings
 
-        return str(settings.models_dir()) if name == "MODELS_DIR" else settings.assets_dir()
+        return _FOLDERS[name](settings)
     if name in _LAZY:
         import importlib
 
@@ -69,6 +108,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    *_LAZY,
+    *_FOLDERS,
+    "PACKAGE_DIR",
+    "ROOT_PACKAGE_DIR",
     "ArtifactName",
     "DatasetLayout",
     "DatasetPreview",
@@ -107,3 +150,4 @@ __all__ = [
     "RandomWeightsError",
     "WeightsError",
 ]
+__all__ = list(dict.fromkeys(__all__))  # the lazy names repeat some listed above

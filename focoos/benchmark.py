@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from focoos.ports import LatencyMetrics
+from focoos.ports import LatencyMetrics, to_hw
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 
 
@@ -36,3 +39,29 @@ def random_batch(size_hw: tuple[int, int], batch: int = 1, seed: int = 0) -> np.
     """An NCHW batch of pixel noise in the network's real input type."""
     pixels = np.random.default_rng(seed).integers(0, 256, (batch, 3, *size_hw), dtype=np.uint8)
     return pixels.astype(NETWORK_INPUT_DTYPE)
+
+
+logger = logging.getLogger("focoos")
+
+
+def report(message: str) -> None:
+    """A summary line, as Focoos logs one: through logging where it is configured, else on stderr (stdout stays
+    for results a script parses)."""
+    if logger.hasHandlers():
+        logger.info(message)
+    else:
+        print(message, file=sys.stderr, flush=True)
+
+
+def latency_summary(name: str, metrics: LatencyMetrics, iterations: int) -> str:
+    """One line: FPS, mean and p95 latency, where and at which size they were measured."""
+    height, width = to_hw(metrics.im_size)
+    p95 = f", p95 {metrics.p95:.2f} ms" if metrics.p95 is not None else ""
+    return (f"benchmark {name} ({metrics.engine} on {metrics.device}, {height}x{width}, {iterations} runs): "
+            f"{metrics.fps:.1f} FPS, mean {metrics.mean:.2f} ms{p95}")
+
+
+def export_summary(name: str, runtime: str, path: Path, seconds: float) -> str:
+    """One line: what was exported, where, its size on disk and how long it took."""
+    size_mb = path.stat().st_size / 1e6 if path.is_file() else 0.0
+    return f"exported {name} as {runtime}: {path} ({size_mb:.1f} MB) in {seconds:.1f} s"

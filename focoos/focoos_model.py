@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from focoos.benchmark import measure_latency, random_batch
-from focoos.errors import ExportError, RandomWeightsError
+from focoos.benchmark import export_summary, latency_summary, measure_latency, random_batch, report
+from focoos.errors import ExportError, RandomWeightsError, RuntimeUnavailableError
+from focoos.hardware import torch_device, warn_fallback
 from focoos.infer.export import export_filename, export_network
 from focoos.infer.infer_model import InferModel
 from focoos.infer.pipeline import InferencePipeline, LocalModel
@@ -20,9 +22,21 @@ from focoos.weights import save_checkpoint
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """The device to run on here: a GPU that is not there falls back to the CPU with one warning."""
+    return torch_device(device)
+
+
+def _load_export(path: Path, runtime_type: RuntimeType, device: str) -> InferModel:
+    """The exported file in its runtime; an ONNX GPU provider missing here (TensorRT, CUDA) runs on the CPU
+    provider instead, with one warning, as Focoos does."""
+    try:
+        return InferModel(path, runtime_type, device=device)
+    except RuntimeUnavailableError as exc:
+        if not runtime_type.is_onnx or runtime_type == RuntimeType.ONNX_CPU:
+            raise
+        warn_fallback(f"runtime {runtime_type.value}", f"{RuntimeType.ONNX_CPU.value} on the CPU",
+                      str(exc).split(": ", 1)[-1].split(". Available", 1)[0])
+        return InferModel(path, RuntimeType.ONNX_CPU, device="cpu")
 
 
 class FocoosModel(LocalModel):
@@ -124,10 +138,12 @@ class FocoosModel(LocalModel):
         info = self.served_info(allow_random_weights)
         runtime_type = RuntimeType(runtime_type)
         out_dir = Path(out_dir) if out_dir is not None else exports_dir() / self.name / runtime_type.value
+        device = str(resolve_device(device))  # a GPU asked for and absent: the CPU, said once
         if not overwrite and (out_dir / export_filename(runtime_type)).is_file():
             return self._reuse_export(out_dir, runtime_type, device, image_size)
-        export_device = "cpu" if runtime_type.is_onnx else str(resolve_device(device))
+        export_device = "cpu" if runtime_type.is_onnx else device
         original_device = self.device
+        start = time.perf_counter()
         try:
             export_network(
                 self.model,
@@ -142,12 +158,14 @@ class FocoosModel(LocalModel):
             )
         finally:
             self.model.to(original_device)
-        return InferModel(out_dir / export_filename(runtime_type), runtime_type, device=device)
+        path = out_dir / export_filename(runtime_type)
+        report(export_summary(self.name, runtime_type.value, path, time.perf_counter() - start))
+        return _load_export(path, runtime_type, device)
 
     def _reuse_export(
         self, out_dir: Path, runtime_type: RuntimeType, device: str, image_size: int | tuple[int, int] | None
     ) -> InferModel:
-        existing = InferModel(out_dir / export_filename(runtime_type), runtime_type, device=device)
+        existing = _load_export(out_dir / export_filename(runtime_type), runtime_type, device)
         wanted = to_hw(image_size) if image_size is not None else self.resolution
         if existing.model_info.input_hw != wanted:
             raise ExportError(
@@ -170,7 +188,9 @@ class FocoosModel(LocalModel):
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
 
-        return measure_latency(step, iterations, "torch", size_hw, str(self.device))
+        metrics = measure_latency(step, iterations, "torch", size_hw, str(self.device))
+        report(latency_summary(self.name, metrics, iterations))
+        return metrics
 
     def _engine(self) -> tuple[str, str]:
         return "torch", str(self.device)

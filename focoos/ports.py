@@ -6,6 +6,7 @@ Pydantic models only: no torch, so the client and the Python-backend steps can i
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from enum import Enum
@@ -235,6 +236,16 @@ class TrainerArgs(BaseModel):
     @classmethod
     def _upper_case(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value  # Focoos reads the names case-insensitively
+
+    @model_validator(mode="after")
+    def _iteration_cap(self) -> TrainerArgs:
+        """FOCOOS_MAX_ITERS caps max_iters (smoke runs of unchanged scripts: CI, tutorials); unset, no cap."""
+        cap = os.environ.get("FOCOOS_MAX_ITERS", "").strip()
+        if cap:
+            if not cap.isdigit() or int(cap) < 1:
+                raise ValueError(f"FOCOOS_MAX_ITERS must be a positive integer, got {cap!r}")
+            self.max_iters = min(self.max_iters, int(cap))
+        return self
 
     @model_validator(mode="after")
     def _scheduler_extra_fits(self) -> TrainerArgs:

@@ -55,16 +55,48 @@ def _hub_sync(model: FocoosModel, info: ModelInfo, args: TrainerArgs, hub: Any) 
     return SyncToHub.for_new_model(hub, run_info, Path(args.output_dir) / args.run_name)
 
 
+def free_run_name(output_dir: Path, run_name: str) -> str:
+    """Focoos' rule for a run name already taken in output_dir: the first free of name-1, name-2, ..."""
+    name, revision = run_name, 1
+    while (output_dir / name).exists():
+        name, revision = f"{run_name}-{revision}", revision + 1
+    return name
+
+
+def run_folder(args: TrainerArgs) -> str:
+    """The run name this training writes under: an existing run is never overwritten.
+
+    resume=True continues output_dir/run_name (from its last checkpoint, or from iteration 0 when it has none);
+    otherwise a name already taken gets Focoos' -1, -2, ... suffix.
+    """
+    output_dir, run_name = Path(args.output_dir), args.run_name.strip()
+    if args.resume:
+        checkpoints = Path(args.ckpt_dir) if args.ckpt_dir else output_dir / run_name
+        if not (checkpoints / "last_checkpoint").is_file():
+            logger.warning("resume=True but %s holds no checkpoint: training %s from iteration 0", checkpoints,
+                           run_name)
+        return run_name
+    free = free_run_name(output_dir, run_name)
+    if free != run_name:
+        logger.warning("%s already exists: this run is %s (resume=True continues the existing one)",
+                       output_dir / run_name, free)
+    return free
+
+
 def train(model: FocoosModel, args: TrainerArgs, data_train: Any, data_val: Any = None, hub: Any = None) -> ModelInfo:
-    """Train `model` in place on MapDatasets; writes output_dir/run_name and returns the new ModelInfo."""
+    """Train `model` in place on MapDatasets; writes output_dir/run_name and returns the new ModelInfo.
+
+    As in Focoos, `args.run_name` is updated to the run's actual name when the one given was taken."""
     from .trainer import FINAL_WEIGHTS, Trainer
 
     if data_train.task != model.task:
         raise FocoosError(f"{model.name} does {model.task.value}, the training data is {data_train.task.value}")
+    args.run_name = run_folder(args)
     if args.seed < 0:  # Focoos: a negative seed means a random one; record it so the run can be repeated
         args = args.model_copy(update={"seed": random.SystemRandom().randrange(2**31)})
         logger.info("seed < 0: this run uses seed %d", args.seed)
     network, info = _adapt_to_dataset(model, data_train)
+    info = info.model_copy(update={"focoos_model": model.model_info.focoos_model or model.name})
     if args.init_checkpoint:
         load_weights(network, Path(args.init_checkpoint))
     if hub is not None and not args.sync_to_hub:

@@ -115,6 +115,7 @@ def train_bundled(
         prepare(model)
     trained = model.train(trainer_args, train, val)
     print(f"{name}: {trained.val_metrics}")
-    if install:
+    if install:  # shipped under its own name, not the run's
+        model.replace_network(model.model, model.model_info.model_copy(update={"name": name, "focoos_model": None}))
         install_in_registry(model, val_dataset, trainer_args)
     return model

@@ -63,8 +63,11 @@ def _coco_results(image_id: int, result: DetectionArrays, image_hw: tuple[int, i
     return entries
 
 
-def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[str, float]:
-    """Metrics of `network` (put in eval mode for the call) on a MapDataset's original images."""
+def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any, progress: bool = False) -> dict[str, float]:
+    """Metrics of `network` (put in eval mode for the call) on a MapDataset's original images; `progress` shows a
+    bar over the images (an evaluation of a large split takes minutes)."""
+    from tqdm.auto import tqdm
+
     from focoos.data import (
         classification_metrics,
         coco_detection_metrics,
@@ -80,9 +83,11 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[st
     labels: list[int] = []
     top5: list[list[int]] = []
     confusion = np.zeros((info.num_classes, info.num_classes + 1), dtype=np.int64)  # + unlabeled pixels
+    bar = tqdm(total=len(dataset), desc=f"evaluating {info.name}", unit="img", disable=not progress, leave=False)
     try:
         for start in range(0, len(dataset), EVAL_BATCH):
             indices = range(start, min(start + EVAL_BATCH, len(dataset)))
+            bar.update(len(indices))
             images = [dataset.original_image(i) for i in indices]
             outputs = network_outputs(network, images, info)
             if info.task == Task.CLASSIFICATION:
@@ -100,6 +105,7 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any) -> dict[st
                 else:
                     predictions += _coco_results(dataset.image_id(i), res, hw)
     finally:
+        bar.close()
         network.train(was_training)
     if info.task == Task.CLASSIFICATION:
         return classification_metrics(labels, top5)
@@ -117,10 +123,13 @@ def finite_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
-def format_metrics(metrics: dict[str, float]) -> str:
-    """One `name  value` line per metric, for the console."""
-    width = max((len(k) for k in metrics), default=0)
-    return "\n".join(f"{name:<{width}}  {value:.4f}" for name, value in metrics.items())
+def format_metrics(metrics: dict[str, float], title: str | None = None) -> str:
+    """The metrics as one table for the console: a header, then one `name  value` row per metric."""
+    width = max([len(k) for k in metrics] + [len("METRIC")])
+    lines = [title] if title else []
+    lines += [f"{'METRIC':<{width}}  {'VALUE':>8}", f"{'-' * width}  {'-' * 8}"]
+    lines += [f"{name:<{width}}  {value:>8.4f}" for name, value in metrics.items()]
+    return "\n".join(lines)
 
 
 def training_device(device: str, rank: int = 0) -> torch.device:
@@ -161,10 +170,11 @@ def evaluate_model(
     network, home = model.model, model.device
     network.to(training_device(args.device))
     try:
-        metrics = finite_metrics(evaluate(network, model.model_info, data_test))
+        metrics = finite_metrics(evaluate(network, model.model_info, data_test, progress=True))
     finally:
         network.to(home)
-    print(format_metrics(metrics))
+    split = getattr(data_test, "name", None)
+    print(format_metrics(metrics, f"{model.name} on {split or 'the test data'} ({len(data_test)} images)"))
     info = model.model_info.model_copy(update={"val_metrics": metrics, "val_dataset": getattr(data_test, "name", None)})
     model.replace_network(network, info)
     if save_json:

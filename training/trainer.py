@@ -41,22 +41,35 @@ BEST_WEIGHTS = "model_best.pth"
 
 
 class IterationBatches:
-    """Yields the index list of this rank for each iteration from `start`, deterministically."""
+    """Yields the index list of this rank for each iteration from `start`, deterministically.
+
+    The images form an endless stream of seeded per-epoch permutations (Focoos' infinite training sampler):
+    iteration i takes the global batch at positions [i * batch_size, (i + 1) * batch_size) of that stream, so a
+    batch may span two epochs, and a split smaller than one batch still trains (an image may repeat in a batch).
+    """
 
     def __init__(self, size: int, batch_size: int, seed: int, start: int, rank: int = 0, world: int = 1) -> None:
-        if size < batch_size:
-            raise ValueError(f"the training split has {size} images, fewer than batch_size={batch_size}")
+        if size < 1:
+            raise ValueError("the training split has no images")
         self.size, self.batch_size, self.seed, self.start = size, batch_size, seed, start
         self.rank, self.world = rank, world
-        self.per_epoch = size // batch_size
+        self._orders: dict[int, list[int]] = {}
+
+    def _order(self, epoch: int) -> list[int]:
+        if epoch not in self._orders:
+            self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}  # a batch spans <= 2 epochs
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            self._orders[epoch] = torch.randperm(self.size, generator=generator).tolist()
+        return self._orders[epoch]
+
+    def global_batch(self, iteration: int) -> list[int]:
+        first = iteration * self.batch_size
+        return [self._order(p // self.size)[p % self.size] for p in range(first, first + self.batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
         iteration = self.start
         while True:
-            epoch, offset = divmod(iteration, self.per_epoch)
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch))
-            global_batch = order[offset * self.batch_size : (offset + 1) * self.batch_size]
-            yield global_batch[self.rank :: self.world].tolist()
+            yield self.global_batch(iteration)[self.rank :: self.world]
             iteration += 1
 
 
@@ -431,7 +444,8 @@ class Trainer:
             "train_args": self.args.model_dump(mode="json"),
             "training_info": {"iterations": self.iteration, "train_images": len(self.data_train),
                               "val_images": len(self.data_val) if self.data_val is not None else 0},
-            "weights_uri": None,
+            "name": self.args.run_name,  # Focoos: the run names the model it trained
+            "weights_uri": str((self.output_dir / FINAL_WEIGHTS).resolve()),  # what ModelInfo.from_json loads
             "status": "TRAINING_COMPLETED",
         })
         info.dump_json(self.output_dir / ArtifactName.INFO.value)

@@ -104,7 +104,7 @@ class TritonPythonModel:
     def _problem(self, batch):
         """Why a request's input cannot be run, or None."""
         if batch.dtype != np.float32 or batch.ndim != 1 + len(self.input_dims) or batch.shape[0] < 1 \
-                or tuple(batch.shape[1:]) != self.input_dims:
+                or any(d not in (-1, got) or got < 1 for d, got in zip(self.input_dims, batch.shape[1:], strict=True)):
             return (f"{self.input_name} must be FP32 [batch >= 1, {', '.join(map(str, self.input_dims))}], "
                     f"got {batch.dtype} {list(batch.shape)}")
         if not np.isfinite(batch).all():

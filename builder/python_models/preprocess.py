@@ -14,6 +14,7 @@ from focoos_cv_metrics import open_cv_metrics  # noqa: E402
 from focoos_triton_step import StageMetrics, config_parameters, invalid_argument, server_busy  # noqa: E402
 
 from focoos.processing import InvalidInputError, preprocess_images  # noqa: E402
+from focoos.processing.preprocess import native_size  # noqa: E402
 from focoos.processing.transport import (  # noqa: E402
     ADMISSION,
     IMAGE,
@@ -22,6 +23,7 @@ from focoos.processing.transport import (  # noqa: E402
     ORIGINAL_HW,
     PARAM_ADMISSION_MAX_LEASE_S,
     PARAM_MAX_IN_FLIGHT,
+    PARAM_NATIVE_MAX_PIXELS,
     PARAM_REDUCED_DECODE,
     SERVER_BUSY,
     unpack_images,
@@ -35,7 +37,9 @@ class TritonPythonModel:
         params = config_parameters(args)
         height, width = (int(v) for v in params["input_hw"].strip("[]").split(","))
         self.size_hw = (height, width)
-        self.decode_for = self.size_hw if params.get(PARAM_REDUCED_DECODE, "false") == "true" else None
+        self.native_max_pixels = int(params.get(PARAM_NATIVE_MAX_PIXELS, "0"))  # > 0: images run at their own size
+        reduced = params.get(PARAM_REDUCED_DECODE, "false") == "true" and not self.native_max_pixels
+        self.decode_for = self.size_hw if reduced else None
         self.metrics = StageMetrics(args["model_name"], "preprocess")
         self.cv_metrics = open_cv_metrics(args, "preprocess")  # what the model sees (off: no-ops)
         self.max_in_flight = int(params.get(PARAM_MAX_IN_FLIGHT, "0"))
@@ -57,7 +61,8 @@ class TritonPythonModel:
                 shapes = None if shape_tensor is None else shape_tensor.as_numpy()
                 images, full_hw = unpack_images(packed, shapes, self.decode_for)
                 self.cv_metrics.observe_inputs(full_hw)
-                batch = preprocess_images(images, self.size_hw)
+                size_hw = native_size(images, self.native_max_pixels) if self.native_max_pixels else self.size_hw
+                batch = preprocess_images(images, size_hw)
                 original_hw = np.asarray(full_hw, dtype=np.int32)
                 responses.append(
                     pb_utils.InferenceResponse(

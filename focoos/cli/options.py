@@ -12,6 +12,7 @@ from typing import Any
 
 from focoos.ports import RuntimeType
 
+DEFAULT_PORTS = {"grpc": 8001, "http": 8000, "https": 443}  # Triton's gRPC and HTTP ports; https: a TLS proxy
 ADMIN_KEY_ENV = "FOCOOS_ADMIN_KEY"  # the server's admin key: from the environment, never argv (ps shows argv)
 RUNTIMES = [runtime.value for runtime in RuntimeType]
 
@@ -44,6 +45,67 @@ def library_option(
     return action
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already says it, the option is required, or it is
+    a plain on/off flag (off by default); an option that is simply unset by default says so."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        plain_flag = action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction)
+        if (not action.option_strings or action.required or "default" in text.lower()
+                or action.default is argparse.SUPPRESS or (plain_flag and action.default is False)):
+            return text
+        return f"{text} (default: not set)" if action.default is None else f"{text} (default: %(default)s)"
+
+
+class DeprecatedAlias(argparse.Action):
+    """An option's former name: still accepted, hidden from help, and says which name to use."""
+
+    def __init__(self, option_strings: list[str], dest: str, canonical: str = "", **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.canonical = canonical
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        import sys
+
+        print(f"warning: {option_string} is deprecated, use {self.canonical}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_alias(parser: argparse.ArgumentParser, alias: str, of: argparse.Action) -> None:
+    """Accept `alias` for the option `of` (same value type and destination) without listing it in help."""
+    parser.add_argument(alias, dest=of.dest, action=DeprecatedAlias, canonical=of.option_strings[0], type=of.type,
+                        choices=of.choices, default=argparse.SUPPRESS, help=argparse.SUPPRESS, metavar=of.metavar)
+
+
+def server_url(url: str, command: str, http: bool = True) -> str:
+    """--url as the client takes it: gRPC host:port, or (where `http`) Triton's HTTP endpoint http(s)://host:port.
+
+    grpc://host:port and a trailing slash are accepted, a missing port is Triton's (gRPC 8001, HTTP 8000); anything else is refused with what is expected, before a
+    connection is tried (gRPC would report a bare DNS error)."""
+    from focoos.errors import FocoosError
+
+    text = url.strip().rstrip("/")
+    scheme, sep, address = text.partition("://")
+    if not sep:
+        scheme, address = "grpc", text
+    expected = ("host:port for Triton's gRPC endpoint (8001 by default)"
+                + (", or http://host:port for its HTTP endpoint (8000 by default)" if http else ""))
+    if scheme in ("http", "https") and not http:
+        raise FocoosError(f"focoos {command} speaks gRPC only: pass --url {expected}, not {url}")
+    if scheme not in ("grpc", "http", "https"):
+        raise FocoosError(f"--url {url}: unknown scheme {scheme}://; pass {expected}")
+    if "/" in address or not address:
+        raise FocoosError(f"--url {url}: expected {expected}")
+    host, colon, port = address.rpartition(":")
+    if not colon or (":" in host and not host.endswith("]")):  # no port given (an IPv6 address has colons)
+        host, port = address, str(DEFAULT_PORTS[scheme])
+    if not port.isdigit() or not host:
+        raise FocoosError(f"--url {url}: expected {expected}")
+    return f"{host}:{port}" if scheme == "grpc" else f"{scheme}://{host}:{port}"
+
+
 def present(**values: Any) -> dict[str, Any]:
     """The keyword arguments that have a value (not None): a None left out lets the callee's default apply."""
     return {name: value for name, value in values.items() if value is not None}
@@ -66,14 +128,20 @@ def im_size(value: str) -> int | tuple[int, int]:
     return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
-    """--model, --device and --im-size of the commands that load a model here."""
-    parser.add_argument("--model", required=default_model is None, default=default_model,
-                        help="registry name, model folder, run name in FOCOOS_MODELS_DIR or hub:// reference"
-                             + (" (default: %(default)s)" if default_model else ""))
+MODEL_HELP = "a name from `focoos models`, a model folder, a training run's name or a hub://reference"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None,
+                        im_size_help: str | None = "the size the model takes pictures in: 640, or 480,640 for "
+                                                   "height,width (default: the model's own)") -> None:
+    """--model, --device and --im-size of the commands that load a model here; `default_model` (a description)
+    makes --model optional, the command resolving it."""
+    parser.add_argument("--model", required=default_model is None, default=None,
+                        help=MODEL_HELP + (f" (default: {default_model})" if default_model else ""))
     library_option(parser, "--device", default_of=("focoos.model_manager:ModelManager.get", "device"),
-                   help="where the model runs: cpu, cuda or auto")
-    parser.add_argument("--im-size", type=im_size, default=None, help="override the model's input size: 640 or 480,640")
+                   help="where the model runs: cpu, cuda (the CPU when there is no GPU) or auto")
+    if im_size_help:
+        parser.add_argument("--im-size", type=im_size, default=None, help=im_size_help)
 
 
 def add_random_weights_flag(parser: argparse.ArgumentParser) -> None:

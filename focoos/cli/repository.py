@@ -25,10 +25,12 @@ def add_build_arguments(parser: argparse.ArgumentParser, served: bool = False) -
     and batch size are those of the version served unless given."""
     from focoos.builder.configs import TARGETS
 
-    parser.add_argument("--model", help="registry name, model folder or hub:// reference")
+    parser.add_argument("--model", help="a name from `focoos models`, a model folder, a training run's name or a "
+                                         "hub://reference (required unless --check or --rollback)")
     parser.add_argument("--device", default=BUILD_DEVICE, help="where the model is loaded to be exported "
                         "(default: %(default)s)")
-    parser.add_argument("--im-size", type=im_size, default=None, help="override the model's input size")
+    parser.add_argument("--im-size", type=im_size, default=None,
+                        help="the picture size the served model takes: 640, or 480,640 (default: the model's own)")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="default: the served version's" if served else "default: the target's")
     library_option(parser, "--repository", type=Path, default_of=REPOSITORY, help="the model repository")

@@ -226,7 +226,11 @@ class OpenVinoRuntime:
         core = ov.Core()
         self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         self.request = self.compiled.create_infer_request()
-        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        import onnx  # OpenVINO may name an output after an inner tensor: the graph's own names, in its order
+
+        graph_outputs = [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
+        self.output_names = [next((n for n in graph_outputs if n in o.get_names()), o.get_any_name())
+                             for o in self.compiled.outputs]
         self.precision = precision
         self.runtime_type = RuntimeType.ONNX_CPU
         self.device = "cpu"

@@ -22,6 +22,20 @@ def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def native_size(images: list[np.ndarray], max_pixels: int) -> tuple[int, int] | None:
+    """The size a batch runs at when served at the images' own size: None (their own) up to `max_pixels`,
+    else scaled down to it, aspect kept. Images of one request must share a size, as in one eager batch."""
+    sizes = {image.shape[:2] for image in images}
+    if len(sizes) != 1:
+        raise InvalidInputError(f"this model runs each image at its own size: images of different sizes "
+                                f"{sorted(sizes)} cannot share a request, send them in separate calls")
+    height, width = sizes.pop()
+    if height * width <= max_pixels:
+        return None
+    scale = (max_pixels / (height * width)) ** 0.5
+    return max(1, int(height * scale)), max(1, int(width * scale))
+
+
 def preprocess_images(images: list[np.ndarray], size_hw: tuple[int, int] | None) -> np.ndarray:
     """RGB uint8 HWC images -> one float32 NCHW batch of raw pixels at size_hw.
 

@@ -58,6 +58,9 @@ DEFAULT_THRESHOLD = 0.5
 PARAM_TOP_K = "top_k"
 # Preprocess step option: decode large JPEGs at a reduced scale that still covers the network input.
 PARAM_REDUCED_DECODE = "reduced_decode"
+# Preprocess step option of families whose eager inference runs at the image's own size (FamilySpec.native_size):
+# the most pixels an image runs at; larger images are scaled down to it (0: every image at the model's im_size).
+PARAM_NATIVE_MAX_PIXELS = "native_max_pixels"
 # Admission control (builder/python_models/admission.py): requests in flight through one ensemble at most,
 # and the longest a slot stays taken by a request that never reached the postprocess step.
 PARAM_MAX_IN_FLIGHT = "max_in_flight"

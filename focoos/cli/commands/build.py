@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="served name (default: the model's name)")
     parser.add_argument("--check", action="store_true", help="list and validate the repository instead")
     parser.add_argument("--prebuild-engine", type=Path, default=None, metavar="CACHE_DIR",
-                        help="ONNX_TRT16/32: build the TensorRT engine now into CACHE_DIR/<name> (GPU machine)")
+                        help="onnx_trt16/32: build the TensorRT engine now, on this GPU machine, into "
+                             "CACHE_DIR/<name> (default: the server builds it when it loads the model)")
 
 
 def run(args: argparse.Namespace) -> int:

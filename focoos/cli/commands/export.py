@@ -9,6 +9,7 @@ from focoos.cli.options import (
     RUNTIMES,
     add_model_arguments,
     add_random_weights_flag,
+    deprecated_alias,
     given,
     im_size,
     library_option,
@@ -17,28 +18,33 @@ from focoos.cli.options import (
 from focoos.ports import RuntimeType
 
 NAME = "export"
-HELP = "export the network to ONNX or TorchScript"
-DESCRIPTION = ("Export a model's network to ONNX or TorchScript in a folder that `InferModel` loads. --format picks "
-               "Focoos' runtime for that format (ONNX on CUDA when there is a GPU, else on the CPU); --runtime names "
-               "an exact one. An existing export is reused unless --overwrite.")
+HELP = "save a model as an ONNX or TorchScript file that runs without its training code"
+DESCRIPTION = ("Save a model's network as an ONNX or TorchScript file, in a folder that `InferModel` (or `focoos "
+               "build`) loads. --format onnx runs on the GPU when there is one, else on the CPU; --runtime names an "
+               "exact runtime, and one this machine lacks (TensorRT, CUDA) runs on the CPU with a warning. An "
+               "earlier export in the same folder is reused unless --overwrite.")
 EXPORT = "focoos.focoos_model:FocoosModel.export"
 FORMATS = ("onnx", "torchscript")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
-    parser.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="Focoos' choice of runtime "
-                        "(default: %(default)s)")
-    parser.add_argument("--runtime", choices=RUNTIMES, default=None, help="an exact runtime type (overrides --format)")
-    parser.add_argument("--output-dir", "--out-dir", dest="out_dir", type=Path, default=None,
-                        help="default: a folder per model under FOCOOS_EXPORTS_DIR")
-    library_option(parser, "--onnx-opset", "--opset", dest="opset", type=int, default_of=(EXPORT, "onnx_opset"),
-                   help="ONNX opset")
-    parser.add_argument("--image-size", type=im_size, default=None, help="export size (default: --im-size or the "
-                        "model's)")
+    add_model_arguments(parser, im_size_help=None)
+    size = parser.add_argument("--im-size", type=im_size, default=None,
+                               help="the picture size the export takes: 640, or 480,640 for height,width "
+                                    "(default: the model's own)")
+    deprecated_alias(parser, "--image-size", size)
+    parser.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="file format")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="an exact runtime, instead of --format's choice (default: --format's)")
+    out = parser.add_argument("--output-dir", dest="out_dir", type=Path, default=None,
+                              help="default: a folder per model and runtime under FOCOOS_EXPORTS_DIR")
+    deprecated_alias(parser, "--out-dir", out)
+    opset = library_option(parser, "--onnx-opset", dest="opset", type=int, default_of=(EXPORT, "onnx_opset"),
+                           help="ONNX operator set version")
+    deprecated_alias(parser, "--opset", opset)
     # Focoos' CLI reuses an export it finds; the library's export() replaces it unless told otherwise.
     parser.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=False,
-                        help="replace an existing export (default: reuse it)")
+                        help="replace an earlier export in the folder (--no-overwrite reuses it)")
     add_random_weights_flag(parser)
 
 
@@ -51,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
     else:  # Focoos' mapping of --format onnx: CUDA unless the device is the CPU
         runtime = RuntimeType.ONNX_CUDA32 if args.device != "cpu" and _cuda_available() else RuntimeType.ONNX_CPU
     infer_model = model.export(runtime_type=runtime, overwrite=args.overwrite,
-                               **given(args, out_dir="out_dir", onnx_opset="opset", image_size="image_size",
+                               **given(args, out_dir="out_dir", onnx_opset="opset", image_size="im_size",
                                        device="device"))
-    print(f"exported {model.name} as {runtime.value} to {infer_model.model_dir}")
+    print(f"exported {model.name}: {infer_model.model_path} (runs as {infer_model.runtime_type.value} on "
+          f"{infer_model.device})")
     return 0
 
 

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="with MODEL: served name (default: the model's name)")
     parser.add_argument("--device", default=BUILD_DEVICE, help="with MODEL: where it is loaded to be exported "
                         "(default: %(default)s)")
-    parser.add_argument("--im-size", type=im_size, default=None, help="with MODEL: override its input size")
+    parser.add_argument("--im-size", type=im_size, default=None,
+                        help="with MODEL: the picture size it takes (default: the model's own)")
     library_option(parser, "--host", default_of=(SERVER, "host"), help="the address every endpoint binds")
     for endpoint, port in TRITON_PORTS.items():
         parser.add_argument(f"--{endpoint}-port", type=int, default=port, help="default: %(default)s")

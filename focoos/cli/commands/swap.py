@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from focoos.cli.options import admin_key, given, library_option, load_model
+from focoos.cli.options import admin_key, given, library_option, load_model, server_url
 from focoos.cli.repository import add_build_arguments, build_options, repository_builder
 from focoos.errors import FocoosError
 
@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from focoos.client.tls import add_client_tls_arguments
 
     add_build_arguments(parser, served=True)
-    parser.add_argument("--url", required=True, help="the server's gRPC address (host:port)")
+    parser.add_argument("--url", required=True, help="the server's gRPC address, host:port (Triton's gRPC port, "
+                                                     "8001 by default)")
     parser.add_argument("--name", required=True, help="served name")
     parser.add_argument("--rollback", action="store_true", help="retire the newest version instead")
     library_option(parser, "--keep", type=int, default_of=(ROLL_OUT, "keep"),
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     root = repository_builder(args.repository).root
     lock = given(args, lock_timeout_s="lock_timeout")
-    with ModelControl(args.url, admin_key=admin_key(), **client_tls_fields(args)) as control:
+    url = server_url(args.url, NAME, http=False)
+    with ModelControl(url, admin_key=admin_key(), **client_tls_fields(args)) as control:
         if args.rollback:
             served = roll_back(root, args.name, control, **lock)
         elif args.model:

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from focoos.cli.datasets import add_dataset_arguments, add_trainer_options, splits, trainer_args
+from focoos.cli.datasets import EVAL_FIELDS, add_dataset_arguments, add_trainer_options, splits, trainer_args
 from focoos.cli.options import load_model
 from focoos.ports import DatasetSplitType
 
 NAME = "val"
-HELP = "evaluate a model on a dataset split"
-DESCRIPTION = ("Evaluate a model on one split of a dataset with the training evaluator (COCO metrics for detection "
-               "and segmentation, accuracy for classification) and print the metrics as JSON.")
+HELP = "measure how well a model does on a dataset"
+DESCRIPTION = ("Run a model on one part of a dataset (the validation pictures by default) and compare what it finds "
+               "with the dataset's annotations: COCO average precision for detection and segmentation, IoU for "
+               "semantic segmentation, accuracy for classification. Prints one table of the metrics and writes it "
+               "to output-dir/<run-name>_eval/metrics.json.")
 DEFAULT_SPLIT = DatasetSplitType.VAL  # Focoos' val default
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)
     parser.add_argument("--split", default=DEFAULT_SPLIT.value, choices=[split.value for split in DatasetSplitType],
-                        help="default: %(default)s")
-    add_trainer_options(parser)
+                        help="which part of the dataset")
+    add_trainer_options(parser, EVAL_FIELDS)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     model = load_model(args)
     (split,) = splits(args, model, (DatasetSplitType(args.split),))
-    print(json.dumps(model.eval(trainer_args(args, args.model), split), indent=2))
+    arguments = trainer_args(args, args.model)
+    model.eval(arguments, split)  # prints the metrics table
+    print(f"metrics: {Path(arguments.output_dir) / (arguments.run_name + '_eval') / 'metrics.json'}")
     return 0
