@@ -19,6 +19,7 @@ import focoos.processing
 from focoos.errors import FocoosError
 from focoos.infer.export import EXPORT_META, INFO_FILE, export_filename, export_network, staging_dir
 from focoos.infer.pipeline import model_top_k
+from focoos.infer.runtimes import DEFAULT_MAX_BATCH_SIZE
 from focoos.models.family import family_spec
 from focoos.ports import ModelInfo, RuntimeType
 from focoos.processing import load_images, validate_threshold
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 # Found through the imported packages, so a wheel install (site-packages) works as a checkout does.
 PROCESSING_DIR = Path(focoos.processing.__file__).resolve().parent
 PYTHON_MODELS_DIR = Path(__file__).parent / "python_models"
+DEFAULT_REPOSITORY = "model_repository"  # where builds go when no repository is named (relative to the cwd)
 PROCESSOR_MODULE_FILE = "focoos_processor.py"  # the family's processor.py, next to the postprocess step
 
 
@@ -159,7 +161,7 @@ class RepositoryBuilder:
         >>> repo.add(model, runtime_type=RuntimeType.ONNX_CPU, name="detr_cpu", target="embedded")
     """
 
-    def __init__(self, root: str | Path = "model_repository") -> None:
+    def __init__(self, root: str | Path = DEFAULT_REPOSITORY) -> None:
         self.root = Path(root)
 
     def add(
@@ -169,7 +171,7 @@ class RepositoryBuilder:
         runtime_type: RuntimeType | str | None = None,
         name: str | None = None,
         target: str = "gpu",
-        max_batch_size: int = 8,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         top_k: int | None = None,
         threshold: float = DEFAULT_THRESHOLD,
         preprocess_instances: int = 2,

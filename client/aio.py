@@ -79,7 +79,7 @@ class AsyncTritonInferModel(ClientCore):
         """Same contract as TritonInferModel.infer."""
         check_options("infer()", unknown, INFER_OPTIONS)
         call = self._infer_call(await self.get_info(), images, threshold, annotate, top_k, timeout_s)
-        return call.finish(await self._call(call.rpc))
+        return call.finish([await self._call(rpc) for rpc in call.rpcs])
 
     __call__ = infer
 

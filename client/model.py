@@ -88,7 +88,8 @@ class TritonInferModel(ClientCore):
         timeout_s: float | None = None,
         **unknown: Any,
     ) -> FocoosDetections | list[FocoosDetections]:
-        """Detect in one image or a list (sent as one batched request).
+        """Detect in one image or a list (sent as one batched request; one per image size for a model served
+        at each image's own size).
 
         Images: path, http(s) URL, bytes, PIL, numpy HWC RGB, torch CHW. Encoded files and bytes
         are sent as they are; pixels are sent raw. `threshold` and `top_k` default to the served
@@ -96,7 +97,7 @@ class TritonInferModel(ClientCore):
         """
         check_options("infer()", unknown, INFER_OPTIONS)
         call = self._infer_call(self.info, images, threshold, annotate, top_k, timeout_s)
-        return call.finish(self._call(call.rpc))
+        return call.finish([self._call(rpc) for rpc in call.rpcs])
 
     __call__ = infer
 

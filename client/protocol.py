@@ -18,7 +18,7 @@ import tritonclient.grpc as grpcclient
 import focoos.errors as library
 from focoos.ports import FocoosDetections, InferLatency, seconds_since, to_hw
 from focoos.processing import annotate_image, decode_image, unpad_detections, validate_threshold
-from focoos.processing.image import load_payload, split_batch
+from focoos.processing.image import encoded_size, load_payload, split_batch
 from focoos.processing.transport import (
     BOXES,
     CLASSES,
@@ -27,6 +27,7 @@ from focoos.processing.transport import (
     KEYPOINTS,
     MASKS,
     NUM_DETECTIONS,
+    PARAM_NATIVE_MAX_PIXELS,
     PARAM_THRESHOLD,
     PARAM_TOP_K,
     SCORES,
@@ -59,6 +60,7 @@ class ServedModelInfo:
     source_model: str
     max_batch_size: int
     skeleton: tuple = ()  # keypoint models: 1-based keypoint pairs that annotate joins
+    native_max_pixels: int = 0  # > 0: served at each image's own size (one size per request)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ServedModelInfo:
@@ -79,6 +81,7 @@ class ServedModelInfo:
             source_model=params.get("source_model", ""),
             max_batch_size=int(config.get("max_batch_size", 0)),
             skeleton=tuple(tuple(pair) for pair in model_config.get("skeleton", [])),
+            native_max_pixels=int(params.get(PARAM_NATIVE_MAX_PIXELS, "0") or 0),
         )
 
 
@@ -174,11 +177,27 @@ def ready_models(index: dict) -> list[str]:
     return sorted(m["name"] for m in index.get("models", []) if m.get("state") == "READY")
 
 
+def request_groups(payloads: list[bytes | np.ndarray], info: ServedModelInfo) -> list[list[int]]:
+    """Which payloads travel together: all in one request, or one request per image size for a model served
+    at each image's own size (one size per request, as in one eager batch)."""
+    if not info.native_max_pixels or len(payloads) < 2:
+        return [list(range(len(payloads)))]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, payload in enumerate(payloads):
+        try:
+            size = payload.shape[:2] if isinstance(payload, np.ndarray) else encoded_size(payload)
+        except library.InvalidInputError as exc:
+            raise InvalidInputError(f"image {i}: {exc}") from exc
+        groups.setdefault(tuple(size), []).append(i)
+    return list(groups.values())
+
+
 @dataclass
 class InferCall:
-    """One prepared infer(): the RPC to make and what turns its result into detections."""
+    """One prepared infer(): its RPCs (one per request group) and what turns their results into detections."""
 
-    rpc: Callable[[], Any]
+    rpcs: list[Callable[[], Any]]
+    groups: list[list[int]]
     info: ServedModelInfo
     payloads: list[bytes | np.ndarray]
     is_batch: bool
@@ -186,10 +205,15 @@ class InferCall:
     latency: InferLatency
     sent: float
 
-    def finish(self, result: Any) -> FocoosDetections | list[FocoosDetections]:
+    def finish(self, results: list[Any]) -> FocoosDetections | list[FocoosDetections]:
+        """Detections in the caller's order from the results of `rpcs`, in order."""
         self.latency.inference = seconds_since(self.sent)
         start = time.perf_counter()
-        detections = parse_response(result, self.info, self.payloads, self.annotate, self.latency)
+        detections: list[Any] = [None] * len(self.payloads)
+        for group, result in zip(self.groups, results, strict=True):
+            parsed = parse_response(result, self.info, [self.payloads[i] for i in group], self.annotate, self.latency)
+            for i, det in zip(group, parsed, strict=True):
+                detections[i] = det
         self.latency.postprocess = seconds_since(start)
         return detections if self.is_batch else detections[0]
 
@@ -257,8 +281,9 @@ class ClientCore:
         start = time.perf_counter()
         payloads, is_batch = prepare_payloads(images)
         parameters = build_parameters(threshold, top_k, info)
-        rpc = self._rpc("infer", self.model_name, build_inputs(payloads, self._tensors), parameters=parameters,
-                        timeout_s=timeout_s,
-                        compression_algorithm=self.options.compression)
+        groups = request_groups(payloads, info)
+        rpcs = [self._rpc("infer", self.model_name, build_inputs([payloads[i] for i in group], self._tensors),
+                          parameters=parameters, timeout_s=timeout_s, compression_algorithm=self.options.compression)
+                for group in groups]
         latency = InferLatency(imload=seconds_since(start))
-        return InferCall(rpc, info, payloads, is_batch, annotate, latency, sent=time.perf_counter())
+        return InferCall(rpcs, groups, info, payloads, is_batch, annotate, latency, sent=time.perf_counter())

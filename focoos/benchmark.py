@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ import numpy as np
 from focoos.ports import LatencyMetrics, to_hw
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 
+DEFAULT_ITERATIONS = 50  # timed runs of benchmark() when the caller names none (Focoos' default)
+
 
 def measure_latency(
     fn: Callable[[], object],
@@ -22,9 +25,15 @@ def measure_latency(
     device: str,
     warmup: int = 3,
 ) -> LatencyMetrics:
-    """Call fn warmup times, then time `iterations` calls (milliseconds)."""
+    """Call fn warmup times, then time `iterations` calls (milliseconds).
+
+    FOCOOS_MAX_BENCHMARK_ITERS caps both counts, so unchanged scripts (tutorials, CI checks) run quickly.
+    """
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
+    cap = os.environ.get("FOCOOS_MAX_BENCHMARK_ITERS", "").strip()
+    if cap.isdigit() and int(cap) >= 1:
+        iterations, warmup = min(iterations, int(cap)), min(warmup, int(cap))
     for _ in range(warmup):
         fn()
     samples = []

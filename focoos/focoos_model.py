@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from focoos.benchmark import export_summary, latency_summary, measure_latency, random_batch, report
+from focoos.benchmark import DEFAULT_ITERATIONS, export_summary, latency_summary, measure_latency, random_batch, report
 from focoos.errors import ExportError, RandomWeightsError, RuntimeUnavailableError
 from focoos.hardware import torch_device, warn_fallback
-from focoos.infer.export import export_filename, export_network
+from focoos.infer.export import DEFAULT_ONNX_OPSET, export_filename, export_network
 from focoos.infer.infer_model import InferModel
 from focoos.infer.pipeline import InferencePipeline, LocalModel
 from focoos.models.family import family_spec
@@ -117,7 +117,7 @@ class FocoosModel(LocalModel):
     def export(
         self,
         runtime_type: RuntimeType = RuntimeType.TORCHSCRIPT_32,
-        onnx_opset: int = 18,
+        onnx_opset: int = DEFAULT_ONNX_OPSET,
         out_dir: str | Path | None = None,
         device: str = "auto",
         simplify_onnx: bool = True,
@@ -175,7 +175,7 @@ class FocoosModel(LocalModel):
         return existing
 
     def benchmark(
-        self, iterations: int = 50, size: int | tuple[int, int] | None = None, device: str = "auto"
+        self, iterations: int = DEFAULT_ITERATIONS, size: int | tuple[int, int] | None = None, device: str = "auto"
     ) -> LatencyMetrics:
         """Latency of the eager network alone (batch 1) at `size`, default the model's im_size."""
         size_hw = to_hw(size) if size is not None else self.resolution

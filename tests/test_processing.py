@@ -198,6 +198,16 @@ def test_serving_defaults_come_from_the_family_spec():
         family_spec("depth")
 
 
+def test_native_size_keeps_sizes_up_to_the_bound_and_refuses_mixed_sizes():
+    from focoos.processing.preprocess import native_size
+
+    small, large = np.zeros((30, 40, 3), np.uint8), np.zeros((300, 400, 3), np.uint8)
+    assert native_size([small, small], 1200) is None  # their own size
+    assert native_size([large], 1200) == (30, 40)  # scaled down to the bound, aspect kept
+    with pytest.raises(InvalidInputError, match="own size"):
+        native_size([small, large], 10**6)
+
+
 def test_semantic_results_are_drawn_without_boxes(scene):
     from focoos.ports import FocoosDet, FocoosDetections
     from focoos.processing import encode_mask, to_base64

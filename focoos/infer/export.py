@@ -28,6 +28,7 @@ from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 from focoos.processing.transport import NETWORK_INPUT
 
 EXPORT_META = "export.json"
+DEFAULT_ONNX_OPSET = 18  # export()'s opset when the caller names none (Focoos' default)
 INFO_FILE = ArtifactName.INFO.value
 
 
@@ -94,7 +95,7 @@ def export_network(
     info: ModelInfo,
     runtime_type: RuntimeType,
     out_dir: Path,
-    onnx_opset: int = 18,
+    onnx_opset: int = DEFAULT_ONNX_OPSET,
     device: str = "cpu",
     overwrite: bool = True,
     image_size: int | tuple[int, int] | None = None,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from focoos.benchmark import measure_latency, random_batch
+from focoos.benchmark import DEFAULT_ITERATIONS, measure_latency, random_batch
 from focoos.errors import ExportError, ModelInfoError, ModelNotFoundError
 from focoos.infer.export import EXPORT_META, INFO_FILE, export_filename
 from focoos.infer.pipeline import InferencePipeline, LocalModel
@@ -124,7 +124,9 @@ class InferModel(LocalModel):
     def _engine(self) -> tuple[str, str]:
         return self.runtime_type.value, self.runtime.device
 
-    def benchmark(self, iterations: int = 50, size: int | tuple[int, int] | None = None) -> LatencyMetrics:
+    def benchmark(
+        self, iterations: int = DEFAULT_ITERATIONS, size: int | tuple[int, int] | None = None
+    ) -> LatencyMetrics:
         """Latency of the network alone at `size` (default: the export size), in milliseconds."""
         size_hw = to_hw(size) if size is not None else self.model_info.input_hw
         batch = random_batch(size_hw)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from focoos.benchmark import measure_latency, random_batch
+from focoos.benchmark import DEFAULT_ITERATIONS, measure_latency, random_batch
 from focoos.models.family import family_spec
 from focoos.ports import FocoosDetections, InferLatency, LatencyMetrics, ModelInfo, Task, seconds_since, to_hw
 from focoos.processing import DetectionArrays, annotate_image, load_images, preprocess_images, validate_threshold
@@ -161,7 +161,7 @@ class LocalModel:
     __call__ = infer
 
     def end2end_benchmark(
-        self, iterations: int = 50, size: int | tuple[int, int] | None = None
+        self, iterations: int = DEFAULT_ITERATIONS, size: int | tuple[int, int] | None = None
     ) -> LatencyMetrics:
         """Latency of infer() on a random image of `size` (default im_size), pre/postprocessing included."""
         size_hw = to_hw(size) if size is not None else self.model_info.input_hw

@@ -17,6 +17,8 @@ from focoos.ports import RuntimeType
 from focoos.processing.transport import NETWORK_INPUT
 from focoos.settings import cache_dir
 
+DEFAULT_MAX_BATCH_SIZE = 8  # the largest batch a TensorRT profile and a served model take, unless set
+
 TORCHSCRIPT_META = "focoos_export.json"  # extra file FocoosModel.export stores inside model.pt
 
 ONNX_PROVIDERS: dict[RuntimeType, str] = {
@@ -94,7 +96,7 @@ class OnnxRuntime:
         path: Path,
         runtime_type: RuntimeType = RuntimeType.ONNX_CPU,
         size_hw: tuple[int, int] = (640, 640),
-        max_batch_size: int = 8,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         engine_cache: Path | None = None,
     ) -> None:
         try:

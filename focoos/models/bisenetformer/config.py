@@ -7,6 +7,7 @@ from typing import Literal
 
 from focoos.nn.backbone.base import BackboneConfig
 from focoos.nn.config import ModelConfig
+from focoos.processing.transport import DEFAULT_THRESHOLD
 
 __all__ = ["BisenetFormerConfig", "PostprocessingType"]
 
@@ -44,7 +45,7 @@ class BisenetFormerConfig(ModelConfig):
     mask_threshold: float = 0.5
     predict_all_pixels: bool = False
     use_mask_score: bool = False
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
 
     # Loss configuration
     criterion_deep_supervision: bool = True

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from focoos.nn.backbone.base import BackboneConfig
 from focoos.nn.config import ModelConfig
+from focoos.processing.transport import DEFAULT_THRESHOLD
 
 __all__ = ["DETRConfig"]
 
@@ -43,7 +44,7 @@ class DETRConfig(ModelConfig):
     transformer_predictor_nhead: int = 8
 
     # Post-processing configuration
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     top_k: int = 300
 
     # Loss configuration

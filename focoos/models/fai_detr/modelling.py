@@ -45,7 +45,7 @@ def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
-class RepVggBlock(nn.Module):
+class RepVGGBlock(nn.Module):
     """3x3 conv-BN plus 1x1 conv-BN, summed, SiLU."""
 
     def __init__(self, channels: int) -> None:
@@ -65,7 +65,7 @@ class CSPRepLayer(nn.Module):
         hidden = int(cout * expansion)
         self.conv1 = ConvNormLayer(cin, hidden, 1, act="silu")
         self.conv2 = ConvNormLayer(cin, hidden, 1, act="silu")
-        self.bottlenecks = nn.Sequential(*(RepVggBlock(hidden) for _ in range(num_blocks)))
+        self.bottlenecks = nn.Sequential(*(RepVGGBlock(hidden) for _ in range(num_blocks)))
         self.conv3 = ConvNormLayer(hidden, cout, 1, act="silu") if hidden != cout else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:

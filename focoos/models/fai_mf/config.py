@@ -7,6 +7,7 @@ from typing import Literal
 
 from focoos.nn.backbone.base import BackboneConfig
 from focoos.nn.config import ModelConfig
+from focoos.processing.transport import DEFAULT_THRESHOLD
 
 __all__ = ["MaskFormerConfig", "PostprocessingType"]
 
@@ -48,7 +49,7 @@ class MaskFormerConfig(ModelConfig):
     mask_threshold: float = 0.5
     predict_all_pixels: bool = False
     use_mask_score: bool = False
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     top_k: int = 100
 
     # Loss configuration
