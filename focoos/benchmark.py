@@ -62,11 +62,11 @@ def report(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def latency_summary(name: str, metrics: LatencyMetrics, iterations: int) -> str:
+def latency_summary(name: str, metrics: LatencyMetrics) -> str:
     """One line: FPS, mean and p95 latency, where and at which size they were measured."""
     height, width = to_hw(metrics.im_size)
     p95 = f", p95 {metrics.p95:.2f} ms" if metrics.p95 is not None else ""
-    return (f"benchmark {name} ({metrics.engine} on {metrics.device}, {height}x{width}, {iterations} runs): "
+    return (f"benchmark {name} ({metrics.engine} on {metrics.device}, {height}x{width}): "
             f"{metrics.fps:.1f} FPS, mean {metrics.mean:.2f} ms{p95}")
 
 

@@ -59,8 +59,10 @@ class ExportError(FocoosError, RuntimeError):
     """Exporting a model failed; nothing is left in the output folder."""
 
 
-class HubError(FocoosError, RuntimeError):
-    """A Focoos hub request failed; the message names the URL or reference and the HTTP status."""
+class HubError(FocoosError, RuntimeError, ValueError):
+    """A Focoos hub request failed; the message names the URL or reference and the HTTP status.
+
+    Also a ValueError: Focoos raises ValueError for every failed hub call, and its docs catch that."""
 
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)

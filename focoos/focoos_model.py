@@ -189,7 +189,7 @@ class FocoosModel(LocalModel):
                 torch.cuda.synchronize()
 
         metrics = measure_latency(step, iterations, "torch", size_hw, str(self.device))
-        report(latency_summary(self.name, metrics, iterations))
+        report(latency_summary(self.name, metrics))
         return metrics
 
     def _engine(self) -> tuple[str, str]:

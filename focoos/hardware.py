@@ -14,14 +14,9 @@ class HardwareFallbackWarning(UserWarning):
     """A GPU device or runtime was asked for and is not available here: the CPU runs instead."""
 
 
-_WARNED: set[tuple[str, str]] = set()
-
-
 def warn_fallback(asked: str, runs: str, why: str) -> None:
-    """Warn once per process and (asked, runs) pair: a loop of exports or benchmarks says it one time."""
-    if (asked, runs) in _WARNED:
-        return
-    _WARNED.add((asked, runs))
+    """Warn that `asked` runs as `runs`. Python's default warning filter shows a message once per place it comes
+    from, so a loop of loads, exports or benchmarks says it one time; a filter set to "always" sees every one."""
     warnings.warn(f"{asked} was asked for but {why}: running {runs} instead", HardwareFallbackWarning, stacklevel=3)
 
 

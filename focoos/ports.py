@@ -238,13 +238,15 @@ class TrainerArgs(BaseModel):
         return value.upper() if isinstance(value, str) else value  # Focoos reads the names case-insensitively
 
     @model_validator(mode="after")
-    def _iteration_cap(self) -> TrainerArgs:
-        """FOCOOS_MAX_ITERS caps max_iters (smoke runs of unchanged scripts: CI, tutorials); unset, no cap."""
-        cap = os.environ.get("FOCOOS_MAX_ITERS", "").strip()
-        if cap:
-            if not cap.isdigit() or int(cap) < 1:
-                raise ValueError(f"FOCOOS_MAX_ITERS must be a positive integer, got {cap!r}")
-            self.max_iters = min(self.max_iters, int(cap))
+    def _smoke_run_caps(self) -> TrainerArgs:
+        """FOCOOS_MAX_ITERS caps max_iters and FOCOOS_MAX_BATCH_SIZE caps batch_size, so an unchanged script
+        (a tutorial, a CI check) trains for a few cheap steps; unset, nothing is capped."""
+        for variable, name in (("FOCOOS_MAX_ITERS", "max_iters"), ("FOCOOS_MAX_BATCH_SIZE", "batch_size")):
+            cap = os.environ.get(variable, "").strip()
+            if cap:
+                if not cap.isdigit() or int(cap) < 1:
+                    raise ValueError(f"{variable} must be a positive integer, got {cap!r}")
+                setattr(self, name, min(getattr(self, name), int(cap)))
         return self
 
     @model_validator(mode="after")

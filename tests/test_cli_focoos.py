@@ -115,11 +115,14 @@ def test_val_prints_the_training_evaluator_metrics(tmp_path):
                     "--train-images", "4", "--val-images", "4", "--size", "128", "--seed", "0"],
                    check=True, capture_output=True)
     args = [str(FOCOOS_BIN), "val", "--model", "fai-detr-n-digits", "--dataset", "digits", "--datasets-dir",
-            str(tmp_path), "--im-size", "128", "--batch-size", "2", "--run-name", "val-run", "--output-dir", "runs"]
+            str(tmp_path), "--im-size", "128", "--run-name", "val-run", "--output-dir", "runs"]
     result = _run(args, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    metrics = json.loads(result.stdout[result.stdout.index("{"):])
-    assert 0.0 <= metrics["bbox/AP"] <= 100.0
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("bbox/AP ")]
+    assert len(rows) == 1 and 0.0 <= float(rows[0][1]) <= 100.0  # one table, printed once
+    assert "METRIC" in result.stdout and "evaluating fai-detr-n-digits" in result.stderr  # a progress bar
+    metrics = json.loads((tmp_path / "runs" / "val-run_eval" / "metrics.json").read_text())[0]
+    assert metrics["bbox/AP"] == pytest.approx(float(rows[0][1]), abs=1e-4)
 
 
 def test_settings_checks_and_version(tmp_path):

@@ -41,8 +41,8 @@ def test_every_option_has_help_a_shown_default_and_one_name():
             assert text.strip(), (command, action.option_strings)
             flag = isinstance(action, argparse._StoreTrueAction)
             assert action.required or flag or "default" in text.lower(), (command, action.option_strings, text)
-            names = [s for s in action.option_strings if not s.startswith("--no-")]
-            assert len(names) == 1, (command, action.option_strings)
+            on_off = isinstance(action, argparse.BooleanOptionalAction)  # --x/--no-x is one option
+            assert len(action.option_strings) == (2 if on_off else 1), (command, action.option_strings)
 
 
 def test_former_names_still_work_hidden_from_help(capsys):
@@ -50,9 +50,13 @@ def test_former_names_still_work_hidden_from_help(capsys):
     assert (export.im_size, export.opset) == (320, 17)
     bench = build_parser("benchmark").parse_args(["benchmark", "--model", "m", "--size", "128"])
     assert bench.im_size == 128
+    assert "--image-size is deprecated, use --im-size" in capsys.readouterr().err
     predict = build_parser("predict").parse_args(["predict", "--image", "a.jpg", "--threshold", "0.2"])
     assert (predict.source, predict.conf) == ("a.jpg", 0.2)
-    assert "--image-size is deprecated, use --im-size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as missing:  # still required, by either name
+        main(["predict", "--model", "m"])
+    assert missing.value.code == 2 and "required: --source" in capsys.readouterr().err.splitlines()[-1]
+    assert main(["predict", "--model", "no-such-model", "--image", "a.jpg"]) == 2
     help_text = _commands()["export"].format_help()
     assert "--im-size" in help_text and "--image-size" not in help_text and "--out-dir" not in help_text
 
@@ -83,6 +87,7 @@ def test_urls_are_read_as_users_write_them_or_refused_with_what_is_expected():
 
 def test_predict_url_without_model_uses_or_lists_what_the_server_serves(monkeypatch, capsys):
     import focoos.client
+
     from focoos.cli.commands.predict import served_model
 
     served = ["digits", "digits_model", "digits_postprocess", "digits_preprocess"]

@@ -86,8 +86,14 @@ def test_export_without_overwrite_reuses_the_existing_file(small_cls, tmp_path):
     "runtime_type", [RuntimeType.ONNX_CUDA32, RuntimeType.ONNX_TRT16, RuntimeType.ONNX_COREML]
 )
 def test_missing_runtime_is_refused_with_what_is_available(small_cls, tmp_path, runtime_type):
+    """InferModel refuses a runtime this machine lacks; export(), as Focoos' does, warns and runs on the CPU."""
+    from focoos.hardware import HardwareFallbackWarning
+
+    with pytest.warns(HardwareFallbackWarning, match=f"{runtime_type.value} was asked for"):
+        exported = small_cls.export(runtime_type, out_dir=tmp_path / "e")
+    assert exported.runtime_type == RuntimeType.ONNX_CPU
     with pytest.raises(RuntimeUnavailableError, match="Available: .*onnx_cpu"):
-        small_cls.export(runtime_type, out_dir=tmp_path / "e")
+        InferModel(exported.model_path, runtime_type)
 
 
 def test_export_cannot_run_under_the_other_format(exported):

@@ -12,7 +12,7 @@ from focoos.errors import FocoosError
 from focoos.version import __version__
 
 from .commands import COMMANDS
-from .options import HelpFormatter
+from .options import HelpFormatter, check_required
 
 DESCRIPTION = ("Train, evaluate, export and time computer-vision models; put them on a Triton inference server, "
                "and call it or measure it under load. `focoos COMMAND --help` explains each command.")
@@ -68,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_format = warnings.formatwarning
     warnings.formatwarning = _show_warning  # type: ignore[assignment]  # one plain line, no source line
     try:
-        args = build_parser(command).parse_args(argv)
+        parser = build_parser(command)
+        args = parser.parse_args(argv)
+        check_required(next(a for a in parser._actions if a.dest == "command").choices[args.command], args)
         status = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
         return status

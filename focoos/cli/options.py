@@ -73,17 +73,33 @@ class DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+REQUIRED_ALIASED = "focoos_required"  # parser attribute: required options that also have a former name
+
+
 def deprecated_alias(parser: argparse.ArgumentParser, alias: str, of: argparse.Action) -> None:
-    """Accept `alias` for the option `of` (same value type and destination) without listing it in help."""
+    """Accept `alias` for the option `of` (same value type and destination) without listing it in help.
+
+    argparse would count a required option given by its former name as missing: such an option is checked after
+    parsing instead (check_required)."""
+    if of.required:
+        of.required = False
+        setattr(parser, REQUIRED_ALIASED, [*getattr(parser, REQUIRED_ALIASED, []), of])
     parser.add_argument(alias, dest=of.dest, action=DeprecatedAlias, canonical=of.option_strings[0], type=of.type,
                         choices=of.choices, default=argparse.SUPPRESS, help=argparse.SUPPRESS, metavar=of.metavar)
+
+
+def check_required(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The required options that have a former name: exit with argparse's usage error when neither was given."""
+    missing = [a.option_strings[0] for a in getattr(parser, REQUIRED_ALIASED, []) if getattr(args, a.dest) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
 
 
 def server_url(url: str, command: str, http: bool = True) -> str:
     """--url as the client takes it: gRPC host:port, or (where `http`) Triton's HTTP endpoint http(s)://host:port.
 
-    grpc://host:port and a trailing slash are accepted, a missing port is Triton's (gRPC 8001, HTTP 8000); anything else is refused with what is expected, before a
-    connection is tried (gRPC would report a bare DNS error)."""
+    grpc://host:port and a trailing slash are accepted, a missing port is Triton's (gRPC 8001, HTTP 8000);
+    anything else is refused with what is expected before a connection is tried (gRPC would report a DNS error)."""
     from focoos.errors import FocoosError
 
     text = url.strip().rstrip("/")

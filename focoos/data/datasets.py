@@ -161,7 +161,8 @@ class MapDataset(Dataset):
         return self._class_of_value[values]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.item(index, self.transform)
+        # "file_name": the image's path, the key Focoos' items carry (its tutorials open it)
+        return {**self.item(index, self.transform), "file_name": str(self.image_path(index))}
 
     def item(self, index: int, transform: Any = None) -> dict[str, Any]:
         """Item `index` through `transform` (a v2 transform); None gives the original image and annotations."""

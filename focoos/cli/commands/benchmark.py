@@ -51,15 +51,7 @@ def run(args: argparse.Namespace) -> int:
         exported = model.export(runtime_type=RuntimeType(args.runtime), allow_random_weights=True,  # latency only
                                 **given(args, out_dir="export_dir", device="device"))
         metrics = exported.benchmark(**options)
-        report(latency_summary(f"{model.name} ({exported.runtime_type.value})", metrics, metrics_iterations(options)))
+        report(latency_summary(f"{model.name} ({exported.runtime_type.value})", metrics))
         print(metrics.model_dump_json(indent=2))
     return 0
 
-
-def metrics_iterations(options: dict) -> int:
-    """The timed runs a benchmark made: the option, or the library default."""
-    import inspect
-
-    from focoos.infer.infer_model import InferModel
-
-    return options.get("iterations") or inspect.signature(InferModel.benchmark).parameters["iterations"].default

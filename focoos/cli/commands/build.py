@@ -10,11 +10,11 @@ from focoos.cli.repository import add_build_arguments, build_model, build_option
 from focoos.errors import FocoosError
 
 NAME = "build"
-HELP = "build a model into a Triton model repository"
-DESCRIPTION = ("Export a model and write it into a Triton model repository as an ensemble of preprocess, network "
-               "and postprocess steps, as a new version when the name is already there. Without --target, the "
-               "repository is built for the tritonserver on this machine. --check lists and validates the "
-               "repository instead.")
+HELP = "prepare a model for a Triton inference server (a model repository folder)"
+DESCRIPTION = ("Export a model and write it into a model repository, the folder a Triton inference server serves "
+               "from: the picture decoding, the network and the reading of its answers as three steps the server "
+               "chains. A name already there gets a new version. Without --target, the repository is made for the "
+               "Triton server installed on this machine. --check lists and checks the repository instead.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -115,8 +115,9 @@ class BisenetFormer(MaskFormerNetwork):
     stride: upsample to the input size as Focoos does) and logits [B,Q,C] (softmax without the
     no-object class, or sigmoid with cls_sigmoid); training: raw pred_logits/pred_masks + aux_outputs."""
 
-    def __init__(self, config: BisenetFormerConfig | Mapping[str, Any], num_classes: int) -> None:
+    def __init__(self, config: BisenetFormerConfig | Mapping[str, Any], num_classes: int | None = None) -> None:
         cfg = BisenetFormerConfig.parse(config, num_classes)
+        num_classes = cfg.num_classes  # None: the config's, as Focoos builds it
         decoder = BiseNet(cfg.backbone_config, cfg.pixel_decoder_feat_dim, cfg.pixel_decoder_out_dim)
         # the stride-32 and stride-16 context maps; BiSeNetFormer's mask product and init order
         super().__init__(cfg, num_classes, decoder, levels=2, attention_bias=attention_bias, einsum=True,

@@ -96,9 +96,10 @@ class FaiClassifier(nn.Module):
     """
 
 
-    def __init__(self, config: ClassificationConfig | Mapping[str, Any], num_classes: int) -> None:
+    def __init__(self, config: ClassificationConfig | Mapping[str, Any], num_classes: int | None = None) -> None:
         super().__init__()
         cfg = ClassificationConfig.parse(config, num_classes)
+        num_classes = cfg.num_classes  # None: the config's, as Focoos builds it
         register_pixel_stats(self, cfg.pixel_mean, cfg.pixel_std)
         self.backbone = build_backbone(cfg.backbone_config)
         shapes = self.backbone.output_shape()
@@ -123,3 +124,6 @@ def build_model(config: ClassificationConfig | Mapping[str, Any], num_classes: i
     """FAI-CLS from its typed config or Focoos' JSON form of it (a config that does not fit raises
     ModelConfigError). `num_classes` wins over the config's."""
     return FaiClassifier(config, num_classes)
+
+
+FAIClassification = FaiClassifier  # Focoos' name of this network

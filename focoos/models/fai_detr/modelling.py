@@ -347,9 +347,10 @@ class FAIDetr(nn.Module):
     """
 
 
-    def __init__(self, config: DETRConfig | Mapping[str, Any], num_classes: int) -> None:
+    def __init__(self, config: DETRConfig | Mapping[str, Any], num_classes: int | None = None) -> None:
         super().__init__()
         cfg = DETRConfig.parse(config, num_classes)
+        num_classes = cfg.num_classes  # None: the config's, as Focoos builds it
         self.num_classes = num_classes
         self.pixel_decoder = Encoder(build_backbone(cfg.backbone_config), cfg)
         predictor = TransformerPredictor(cfg.pixel_decoder_out_dim, num_classes, cfg)

@@ -148,8 +148,9 @@ class FAIMaskFormer(MaskFormerNetwork):
     """images [B,3,H,W] raw RGB 0..255 -> eval: (masks [B,Q,H/4,W/4] sigmoid, logits [B,Q,C] probabilities);
     training: {"pred_logits" [B,Q,C+1] raw, "pred_masks" [B,Q,H/4,W/4] raw, "aux_outputs": earlier layers}."""
 
-    def __init__(self, config: MaskFormerConfig | Mapping[str, Any], num_classes: int) -> None:
+    def __init__(self, config: MaskFormerConfig | Mapping[str, Any], num_classes: int | None = None) -> None:
         cfg = MaskFormerConfig.parse(config, num_classes)
+        num_classes = cfg.num_classes  # None: the config's, as Focoos builds it
         decoder = TransformerFPN(
             build_backbone(cfg.backbone_config), cfg.pixel_decoder_feat_dim, cfg.pixel_decoder_out_dim,
             cfg.pixel_decoder_transformer_layers, cfg.pixel_decoder_transformer_dropout,

@@ -479,9 +479,10 @@ class RTMO(nn.Module):
     """
 
 
-    def __init__(self, config: RTMOConfig | Mapping[str, Any], num_classes: int) -> None:
+    def __init__(self, config: RTMOConfig | Mapping[str, Any], num_classes: int | None = None) -> None:
         super().__init__()
         cfg = RTMOConfig.parse(config, num_classes)
+        num_classes = cfg.num_classes  # None: the config's, as Focoos builds it
         if cfg.transformer_embed_dims != cfg.hidden_dim:
             raise ValueError("rtmo: transformer_embed_dims must equal hidden_dim")
         self.num_classes = num_classes
