@@ -142,3 +142,12 @@ def test_focoos_quantization_tutorial_runs_unchanged(tmp_path):
     folder = tmp_path / "models" / "my_edge_model"
     assert (folder / "model.onnx").is_file() and (folder / "model_int8.onnx").is_file()
     assert "QLinearConv" in (folder / "model_int8.onnx").read_bytes().decode("latin-1")  # format="QO"
+
+
+def test_cli_build_takes_the_precision_and_refuses_int8_without_calibration(tmp_path, capsys):
+    from focoos.cli import main
+
+    code = main(["build", "--model", "fai-detr-n-digits", "--target", "embedded", "--precision", "int8",
+                 "--repository", str(tmp_path / "repository")])
+    assert code == 2 and "calibration_images" in capsys.readouterr().err
+    assert not (tmp_path / "repository" / "fai-detr-n-digits").exists()

@@ -17,13 +17,15 @@ REPOSITORY = ("focoos.builder.repository:RepositoryBuilder.__init__", "root")
 # RepositoryBuilder.add's options as (option dest, parameter): passed only when given.
 BUILD_OPTIONS = {"runtime": "runtime_type", "target": "target", "max_batch_size": "max_batch_size",
                  "max_queue_size": "max_queue_size", "queue_timeout_ms": "queue_timeout_ms",
-                 "max_in_flight": "max_in_flight"}
+                 "max_in_flight": "max_in_flight", "precision": "precision",
+                 "calibration_images": "calibration_images"}
 
 
 def add_build_arguments(parser: argparse.ArgumentParser, served: bool = False) -> None:
     """The options of a build; `served`: a new version of a served model (focoos swap), whose runtime, target
     and batch size are those of the version served unless given."""
     from focoos.builder.configs import TARGETS
+    from focoos.builder.repository import PRECISIONS
 
     parser.add_argument("--model", help="a name from `focoos models`, a model folder, a training run's name or a "
                                          "hub://reference (required unless --check or --rollback)")
@@ -52,6 +54,11 @@ def add_build_arguments(parser: argparse.ArgumentParser, served: bool = False) -
                         help="requests the ensemble admits at once; the next is refused as busy before its image is "
                              "decoded (0: no limit; default: two batches per network instance + one per python step "
                              "instance)")
+    library_option(parser, "--precision", choices=PRECISIONS, default_of=(ADD, "precision"),
+                   help="the network's number format: int8 (onnx_cpu, needs --calibration-images) is faster where "
+                        "the CPU has int8 dot products; measure its accuracy (benchmarks/accuracy_per_runtime.py)")
+    parser.add_argument("--calibration-images", type=Path, default=None, metavar="DIR",
+                        help="int8: a folder of images like those the model will be served")
     add_random_weights_flag(parser)
 
 
