@@ -97,7 +97,7 @@ def test_focoos_doc_page_runs(script, docs_env, tmp_path):
         pytest.skip("focoos.cli.commands has no train_command/predict_command/export_command yet")
     if script == "docs_quantization.py" and importlib.util.find_spec("focoos.infer.quantizer") is None:
         pytest.skip("focoos.infer.quantizer is not available")
-    for name in ("motogp.jpg", "image.jpg", "example.jpg", "photo.jpg"):
+    for name in ("motogp.jpg", "image.jpg", "example.jpg", "photo.jpg", "pexels-abby-chung.jpg"):
         shutil.copy(docs_env["assets"] / "federer.jpg", tmp_path / name)
     env = {k: v for k, v in os.environ.items() if k not in ("FOCOOS_OFFLINE", "FOCOOS_API_KEY")}
     env.update({
@@ -105,10 +105,13 @@ def test_focoos_doc_page_runs(script, docs_env, tmp_path):
         "FOCOOS_ASSETS_DIR": str(docs_env["assets"]), "FOCOOS_DATASETS_DIR": str(docs_env["datasets"]),
         "FOCOOS_MODELS_DIR": str(tmp_path / "models"), "FOCOOS_EXPORTS_DIR": str(tmp_path / "exports"),
         "FOCOOS_PREDICTIONS_DIR": str(tmp_path / "predictions"), "FOCOOS_CACHE_DIR": str(tmp_path / "cache"),
-        "FOCOOS_MAX_ITERS": "2", "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg",
+        "FOCOOS_MAX_ITERS": "1", "FOCOOS_MAX_BATCH_SIZE": "2", "FOCOOS_MAX_BENCHMARK_ITERS": "2",
+        "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg",
         "PYTHONPATH": str(ROOT),
     })
-    result = subprocess.run([sys.executable, str(DOCS / script)], cwd=tmp_path, env=env, capture_output=True,
+    cwd = tmp_path / "tutorials" if script.startswith("tutorials_") else tmp_path  # notebooks read "../datasets"
+    cwd.mkdir(exist_ok=True)
+    result = subprocess.run([sys.executable, str(DOCS / script)], cwd=cwd, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert DONE in result.stdout
