@@ -77,6 +77,19 @@ def test_bench_goes_through_the_same_dispatch(capsys):
     assert exit_.value.code == 0 and "--concurrency" in capsys.readouterr().out
 
 
+def test_focoos_programmatic_predict_returns_the_detections(tmp_path, canvas):
+    from focoos.cli.commands import export_command, predict_command
+    from focoos.errors import FocoosError
+
+    det = predict_command(model_name="fai-detr-n-digits", source=str(canvas), conf=0.3, save=False,
+                          output_dir=tmp_path, save_masks=False)
+    assert isinstance(det, FocoosDetections) and det.detections
+    assert FocoosDetections.model_validate_json((tmp_path / "digits_detections.json").read_text()) is not None
+    assert not (tmp_path / "digits_annotated.jpg").exists()
+    with pytest.raises(FocoosError, match="invalid choice"):  # checked by the option, before any model loads
+        export_command(model_name="fai-detr-n-digits", format="tflite")
+
+
 @pytest.mark.slow
 def test_predict_writes_focoos_result_files(tmp_path, canvas):
     args = [str(FOCOOS_BIN), "predict", "--model", "fai-mf-n-digits-ins", "--source", str(canvas), "--conf", "0.3",

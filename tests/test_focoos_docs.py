@@ -27,12 +27,6 @@ API_KEY = "docs-key-0123"
 DONE = "DOC SCRIPT DONE"
 
 
-def _cli_functions() -> bool:
-    import focoos.cli.commands as commands
-
-    return all(hasattr(commands, f"{name}_command") for name in ("train", "predict", "export"))
-
-
 # script -> reason it is skipped here (None: it runs). Keep the README's "Coming from Focoos" table in step.
 SCRIPTS: dict[str, str | None] = {
     "readme.py": None,
@@ -93,8 +87,6 @@ def docs_env(tmp_path_factory):
 def test_focoos_doc_page_runs(script, docs_env, tmp_path):
     if SCRIPTS[script]:
         pytest.skip(SCRIPTS[script])
-    if script == "docs_cli.py" and not _cli_functions():
-        pytest.skip("focoos.cli.commands has no train_command/predict_command/export_command yet")
     if script == "docs_quantization.py" and importlib.util.find_spec("focoos.infer.quantizer") is None:
         pytest.skip("focoos.infer.quantizer is not available")
     for name in ("motogp.jpg", "image.jpg", "example.jpg", "photo.jpg", "pexels-abby-chung.jpg"):

@@ -48,8 +48,7 @@ def test_served_masks_equal_local_inference(server, models, name):
         batch = [encode_image(images[0], ".png"), images[1]]  # encoded bytes and raw pixels in one request
         threshold = 0.3 if name in TRAINED else 0.0
         served = client.infer(batch, threshold=threshold)
-        # the served graph takes im_size: eager inference at that size is what it must equal
-        local = models[name].infer(images, threshold=threshold, image_size=models[name].model_info.input_hw)
+        local = models[name].infer(images, threshold=threshold)  # the default call: served equals eager
         for image, a, b in zip(images, served, local, strict=True):
             assert len(a) >= 1
             assert [d.mask for d in a.detections][:3] != [None] * 3
@@ -61,7 +60,7 @@ def test_annotation_and_semantic_label_map_over_grpc(server, models):
         det = client.infer(IMAGES[0], threshold=0.0, annotate=True)
     assert det.image.shape == IMAGES[0].shape and not np.array_equal(det.image, IMAGES[0])
     model = models["bisenetformer-m-ade"]
-    local = model.infer(IMAGES[0], threshold=0.0, image_size=model.model_info.input_hw)
+    local = model.infer(IMAGES[0], threshold=0.0)
     served_map, local_map = det.label_map((240, 320)), local.label_map((240, 320))
     assert (served_map == local_map).mean() >= 0.99
 

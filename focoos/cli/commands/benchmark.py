@@ -55,3 +55,15 @@ def run(args: argparse.Namespace) -> int:
         print(metrics.model_dump_json(indent=2))
     return 0
 
+
+def benchmark_command(
+    model_name: str,
+    iterations: int | None = None,
+    device: str | None = None,
+    im_size: int | tuple[int, int] | None = None,
+) -> None:
+    """`focoos benchmark` from Python, with Focoos' `benchmark_command` parameters: prints the latency metrics.
+    A parameter left None is not passed, so the library's default applies (iterations, device, the model's size)."""
+    from ._call import namespace
+
+    run(namespace(NAME, model=model_name, iterations=iterations, device=device, im_size=im_size))

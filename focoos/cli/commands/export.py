@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from focoos.cli.options import (
     RUNTIMES,
@@ -15,7 +16,10 @@ from focoos.cli.options import (
     library_option,
     load_model,
 )
-from focoos.ports import RuntimeType
+from focoos.ports import ExportFormat, RuntimeType
+
+if TYPE_CHECKING:
+    from focoos.infer.infer_model import InferModel
 
 NAME = "export"
 HELP = "save a model as an ONNX or TorchScript file that runs without its training code"
@@ -49,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    export(args)
+    return 0
+
+
+def export(args: argparse.Namespace) -> InferModel:
+    """What `focoos export` does; returns the InferModel that runs the export."""
     model = load_model(args)
     if args.runtime:
         runtime = RuntimeType(args.runtime)
@@ -61,10 +71,29 @@ def run(args: argparse.Namespace) -> int:
                                        device="device"))
     print(f"exported {model.name}: {infer_model.model_path} (runs as {infer_model.runtime_type.value} on "
           f"{infer_model.device})")
-    return 0
+    return infer_model
 
 
 def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def export_command(
+    model_name: str,
+    format: ExportFormat | str | None = ExportFormat.TORCHSCRIPT,
+    output_dir: str | Path | None = None,
+    device: str | None = None,
+    onnx_opset: int | None = None,
+    im_size: int | tuple[int, int] | None = None,
+    overwrite: bool | None = None,
+) -> InferModel:
+    """`focoos export` from Python, with Focoos' `export_command` parameters (TorchScript unless `format` says
+    otherwise, as there); returns what Focoos returns, the InferModel that runs the export (the exported file:
+    `.model_path`). A parameter left None is not passed: the library's default applies, and the CLI's (an earlier
+    export in the folder is reused unless `overwrite`)."""
+    from ._call import namespace
+
+    return export(namespace(NAME, model=model_name, format=format, out_dir=output_dir, device=device,
+                            opset=onnx_opset, im_size=im_size, overwrite=overwrite))

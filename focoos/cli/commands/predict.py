@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from focoos.cli.options import (
     RUNTIMES,
@@ -21,6 +21,9 @@ from focoos.cli.output import print_detections, save_predictions, save_video_pre
 from focoos.cli.sources import VIDEO_SUFFIXES, iter_sources
 from focoos.errors import FocoosError
 from focoos.ports import RuntimeType
+
+if TYPE_CHECKING:
+    from focoos.ports import FocoosDetections
 
 NAME = "predict"
 HELP = "find objects in images, a folder, a video or a camera feed, here or on a server"
@@ -97,6 +100,12 @@ def _local_model(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    predict(args)
+    return 0
+
+
+def predict(args: argparse.Namespace) -> FocoosDetections | None:
+    """What `focoos predict` does; returns the detections of a single image (None for several, or a video)."""
     import contextlib
 
     from tqdm.auto import tqdm
@@ -126,14 +135,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"annotated image: {args.output}")
             if args.save or args.save_json or args.save_masks:
                 save_predictions(det, sources.names[0], output_dir, args.save, args.save_json, args.save_masks)
-            return 0
+            return det
         if sources.video is not None:
             frames = tqdm(sources.video.frames(), total=sources.video.total, desc=sources.video.name, unit="frame")
             results = save_video_predictions(model, frames, sources.video, output_dir, annotate and args.save,
                                              args.save_json, options)
             written = ", ".join(str(f) for f in results.files) or "nothing"
             print(f"{results.frames} frames, {results.detections} detections; written: {written}")
-            return 0
+            return None
         found = 0
         for item, name in tqdm(list(zip(sources.items, sources.names, strict=True)), desc="predict", unit="img"):
             det = model.infer(item, annotate=annotate, **options)
@@ -141,7 +150,28 @@ def run(args: argparse.Namespace) -> int:
             if args.save or args.save_json or args.save_masks:
                 save_predictions(det, name, output_dir, args.save, args.save_json, args.save_masks, quiet=True)
         print(f"{len(sources.items)} images, {found} detections; results: {output_dir}")
-    return 0
+    return None
 
 
-__all__ = ["NAME", "HELP", "DESCRIPTION", "VIDEO_SUFFIXES", "add_arguments", "run"]
+def predict_command(
+    model_name: str,
+    source: str,
+    conf: float | None = None,
+    runtime: RuntimeType | str | None = None,
+    im_size: int | tuple[int, int] | None = None,
+    save: bool | None = None,
+    output_dir: str | Path | None = None,
+    save_json: bool | None = None,
+    save_masks: bool | None = None,
+) -> FocoosDetections | None:
+    """`focoos predict` from Python, with Focoos' `predict_command` parameters; returns the FocoosDetections of
+    a single image (None for a folder, glob or video). A parameter left None is not passed: the library's
+    default applies (confidence, the model's image size), and the CLI's (results in FOCOOS_PREDICTIONS_DIR,
+    every result file written)."""
+    from ._call import namespace
+
+    return predict(namespace(NAME, model=model_name, source=source, conf=conf, runtime=runtime, im_size=im_size,
+                             save=save, output_dir=output_dir, save_json=save_json, save_masks=save_masks))
+
+
+__all__ = ["NAME", "HELP", "DESCRIPTION", "VIDEO_SUFFIXES", "add_arguments", "run", "predict", "predict_command"]
