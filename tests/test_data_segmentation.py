@@ -235,7 +235,7 @@ def test_instseg_items_decode_polygon_and_rle_masks(tmp_path: Path) -> None:
     write_instseg(tmp_path)
     data = open_instseg(tmp_path, resolution=100)
     item = data[0]
-    assert set(item) == {"image", "boxes", "labels", "masks", "image_id", "orig_size"}
+    assert set(item) == {"image", "boxes", "labels", "masks", "image_id", "orig_size", "file_name"}
     assert item["masks"].shape == (3, 100, 100) and item["masks"].dtype == torch.uint8
     assert set(item["masks"].unique().tolist()) == {0, 1} and item["labels"].tolist() == [0, 1, 1]
     for mask, box in zip(item["masks"], item["boxes"], strict=True):
@@ -323,7 +323,7 @@ def test_semseg_round_trip_with_ignore_value(tmp_path: Path) -> None:
     data = open_semseg(tmp_path, resolution=SEM_SIZE)
     assert data.classes == ["background", "cat"] and data.task == Task.SEMSEG and len(data) == 2
     item = data[0]
-    assert set(item) == {"image", "sem_seg", "image_id", "orig_size"}
+    assert set(item) == {"image", "sem_seg", "image_id", "orig_size", "file_name"}
     assert item["sem_seg"].dtype == torch.int64 and item["sem_seg"].shape == (SEM_SIZE, SEM_SIZE)
     expected = np.zeros((SEM_SIZE, SEM_SIZE), dtype=np.int64)
     expected[:, SEM_SIZE // 2 :] = 1  # pixel value 5 is class 1 (csv order)

@@ -23,6 +23,7 @@ import numpy as np
 
 from focoos.errors import ExportError, FocoosError
 from focoos.infer.runtimes import TORCHSCRIPT_META
+from focoos.models.family import family_spec
 from focoos.ports import ArtifactName, ModelExtension, ModelInfo, RuntimeType
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
 from focoos.processing.transport import NETWORK_INPUT
@@ -110,7 +111,7 @@ def export_network(
         raise ExportError(f"{out_dir / filename} exists; pass overwrite=True to replace it")
     if image_size is not None:
         info = ModelInfo.validated("export image_size", **{**info.model_dump(), "im_size": image_size})
-    output_names = list(network.output_names)
+    output_names = family_spec(info.model_family).output_names(info)
     height, width = info.input_hw
     example = torch.from_numpy(np.zeros((1, 3, height, width), dtype=NETWORK_INPUT_DTYPE)).to(device)
     network = network.to(device).eval()

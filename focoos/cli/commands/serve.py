@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"serving {repository}: grpc {server.grpc_url}, http {server.http_url}, "
               f"metrics {server.metrics_url}; tritonserver pid {server.pid} (Ctrl-C stops)", flush=True)
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            while server.returncode is None and not stop.wait(0.5):
-                pass
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a shell may start us with it ignored
+            signal.signal(stop_signal, lambda *_: stop.set())
+        while server.returncode is None and not stop.wait(0.5):
+            pass
         code = server.returncode
         if code is not None:
             killed = f" ({signal.Signals(-code).name})" if code < 0 else ""
