@@ -79,8 +79,8 @@ def test_build_prints_no_warnings_of_ours(dist: dict) -> None:
 
 
 def test_wheel_and_sdist_carry_every_module_and_data_file(dist: dict) -> None:
-    """Each package folder's .py files, the registry and its bundled weights: a subpackage missing from
-    pyproject's `packages` would be absent here (and absent for every user)."""
+    """Each package folder's .py files, the registry and its bundled weights: a subpackage setup.py failed to
+    find would be absent here (and absent for every user)."""
     sources = [n for n in source_files() if n.partition("/")[0] in PACKAGE_DIRS
                and (n.endswith(".py") or n.startswith("focoos/registry/"))]
     expected = {f"{PACKAGE_DIRS[n.partition('/')[0]]}/{n.partition('/')[2]}" for n in sources}
