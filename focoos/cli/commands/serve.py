@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
         except MissingBackendError as exc:
             exc.hint = " (rebuild it with focoos build --target {target})"
             raise
-        print(f"serving {repository}: grpc {server.grpc_url}, http {server.http_url}, "
-              f"metrics {server.metrics_url}; tritonserver pid {server.pid} (Ctrl-C stops)", flush=True)
-        stop = threading.Event()
+        stop = threading.Event()  # set before the banner: a stop signal sent as soon as it shows is not lost
         for stop_signal in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a shell may start us with it ignored
             signal.signal(stop_signal, lambda *_: stop.set())
+        print(f"serving {repository}: grpc {server.grpc_url}, http {server.http_url}, "
+              f"metrics {server.metrics_url}; tritonserver pid {server.pid} (Ctrl-C stops)", flush=True)
         while server.returncode is None and not stop.wait(0.5):
             pass
         code = server.returncode
