@@ -63,14 +63,24 @@ def test_builder_writes_the_local_top_k_for_the_postprocess_step_and_the_client(
     assert _params(tmp_path, "d")["top_k"] == expected == _params(tmp_path, "d_postprocess")["top_k"]
 
 
-@pytest.mark.parametrize("family", ["fai_detr", "fai_mf", "bisenetformer"])
-def test_default_queries_are_the_families_defaults(family):
-    """The queries the spec declares for a config without num_queries are the network's."""
-    import importlib
+@pytest.mark.parametrize("name", ["fai-detr-n-digits", "fai-mf-n-digits-ins", "bisenetformer-n-digits-sem"])
+def test_declared_outputs_are_the_networks_for_a_config_without_num_queries(name):
+    """The dims the family spec declares (config.pbtxt's) are what its network returns with the family's defaults."""
+    import torch
 
-    spec = family_spec(family)
-    defaults = importlib.import_module(f"focoos.models.{family}.modelling").DEFAULTS
-    assert defaults["num_queries"] == importlib.import_module(spec.package).NUM_QUERIES
+    from focoos import ModelRegistry
+    from focoos.models import build_network
+
+    info = ModelRegistry.get_model_info(name)
+    info.config = {k: v for k, v in info.config.items() if k != "num_queries"}
+    network = build_network(info).eval()
+    with torch.inference_mode():
+        outputs = network(torch.zeros(1, 3, *info.input_hw))
+    declared = family_spec(info.model_family).outputs(info)
+    assert list(declared) == list(network.output_names)
+    for dims, output in zip(declared.values(), outputs, strict=True):
+        assert len(dims) == output.ndim - 1
+        assert all(d in (-1, got) for d, got in zip(dims, output.shape[1:], strict=True))
 
 
 def test_every_infer_path_rejects_unknown_options(small_cls, tmp_path, scene):

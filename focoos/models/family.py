@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -42,7 +42,6 @@ class FamilySpec:
     top_k: int | None = None
     # Eager inference runs each image at its own size (Focoos' segmenters); exported graphs take im_size.
     native_size: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def module(self, name: str) -> ModuleType:
         """One of the family's modules by its conventional name (config, modelling, processor)."""

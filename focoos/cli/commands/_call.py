@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -55,3 +56,14 @@ def namespace(command: str, **values: Any) -> argparse.Namespace:
         setattr(args, dest, value)
     args.command = command
     return args
+
+
+# Focoos' dataset-command parameters that are options of their own; the others are TrainerArgs fields.
+DATASET_PARAMETERS = {"model_name": "model", "dataset_name": "dataset", "dataset_layout": "dataset_layout",
+                      "im_size": "im_size", "datasets_dir": "datasets_dir"}
+
+
+def run_dataset_command(command: str, run: Callable[[argparse.Namespace], int], values: dict[str, Any]) -> None:
+    """train_command / val_command: Focoos' parameters (a call's locals()) as the command's options, then its run."""
+    options = {DATASET_PARAMETERS.get(name, name): value for name, value in values.items()}
+    run(namespace(command, **options))

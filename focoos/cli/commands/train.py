@@ -89,10 +89,7 @@ def train_command(
 ) -> None:
     """`focoos train` from Python, with Focoos' `train_command` parameters. A parameter left None is not passed,
     so TrainerArgs' own default applies (as when `focoos train` is not given that option)."""
-    trainer = dict(locals())  # the TrainerArgs fields, once the dataset's and model's are taken out
-    for name in ("model_name", "dataset_name", "dataset_layout", "im_size", "datasets_dir"):
-        del trainer[name]
-    from ._call import namespace
+    values = dict(locals())  # Focoos' parameters, before anything else is bound here
+    from ._call import run_dataset_command
 
-    run(namespace(NAME, model=model_name, dataset=dataset_name, dataset_layout=dataset_layout, im_size=im_size,
-                  datasets_dir=datasets_dir, **trainer))
+    run_dataset_command(NAME, run, values)
