@@ -162,3 +162,20 @@ def serve_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
         for server in servers:
             server.stop()
 
+
+
+def write_coco_split(folder: Path, count: int, boxes: dict[str, list[int]]) -> None:
+    """A Roboflow COCO split: `count` scenes (make_scene seeds 0..count-1), each with `boxes` (name -> xywh)."""
+    import json
+
+    folder.mkdir(parents=True)
+    images, annotations = [], []
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i}.jpg"), cv2.cvtColor(make_scene(seed=i), cv2.COLOR_RGB2BGR))
+        images.append({"id": i, "file_name": f"{i}.jpg", "height": 240, "width": 320})
+        for cls_id, box in enumerate(boxes.values()):
+            annotations.append({"id": len(annotations), "image_id": i, "category_id": cls_id, "bbox": box,
+                                "area": box[2] * box[3], "iscrowd": 0})
+    categories = [{"id": i, "name": name} for i, name in enumerate(boxes)]
+    (folder / "_annotations.coco.json").write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories}))

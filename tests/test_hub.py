@@ -9,7 +9,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -34,7 +33,7 @@ from focoos.hub import (
     ModelStatus,
 )
 from tests import hub_server
-from tests.conftest import detr_config, make_scene, quiet_get, small_detr_info
+from tests.conftest import detr_config, quiet_get, small_detr_info, write_coco_split
 
 SERVER = Path(hub_server.__file__)
 ALICE_KEY, BOB_KEY = "alice-key-0123", "bob-key-4567"
@@ -98,20 +97,8 @@ def saved_model(tmp_path_factory) -> Path:
 def shapes_zip(tmp_path_factory) -> Path:
     """A Roboflow-style COCO dataset zip (train/ and valid/ at the top) of the conftest scene."""
     root = tmp_path_factory.mktemp("shapes")
-    classes = list(BOXES)
     for split, count in (("train", 4), ("valid", 2)):
-        folder = root / "shapes" / split
-        folder.mkdir(parents=True)
-        images, annotations = [], []
-        for i in range(count):
-            cv2.imwrite(str(folder / f"{i}.jpg"), cv2.cvtColor(make_scene(seed=i), cv2.COLOR_RGB2BGR))
-            images.append({"id": i, "file_name": f"{i}.jpg", "height": 240, "width": 320})
-            for cls_id, box in enumerate(BOXES.values()):
-                annotations.append({"id": len(annotations), "image_id": i, "category_id": cls_id, "bbox": box,
-                                    "area": box[2] * box[3], "iscrowd": 0})
-        categories = [{"id": i, "name": name} for i, name in enumerate(classes)]
-        (folder / "_annotations.coco.json").write_text(
-            json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+        write_coco_split(root / "shapes" / split, count, BOXES)
     archive = root / "shapes.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in sorted((root / "shapes").rglob("*")):

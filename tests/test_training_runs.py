@@ -3,18 +3,16 @@ explicit, and a finished run's model_info.json names the run and loads its weigh
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 
 from focoos import DatasetLayout, DatasetSplitType, ModelFamily, ModelInfo, ModelManager, Task, TrainerArgs
 from focoos.data import AutoDataset, DatasetAugmentations
 from focoos.model_manager import NoWeightsWarning
-from tests.conftest import detr_config, make_scene, quiet_get
+from tests.conftest import detr_config, quiet_get, write_coco_split
 
 pytestmark = pytest.mark.slow
 SIZE = 96
@@ -26,18 +24,7 @@ def shapes(tmp_path_factory) -> Path:
     """A Roboflow COCO dataset of 2 training images and 1 validation image: fewer than Focoos' batch of 16."""
     root = tmp_path_factory.mktemp("datasets") / "shapes"
     for split, count in (("train", 2), ("valid", 1)):
-        folder = root / split
-        folder.mkdir(parents=True)
-        images, annotations = [], []
-        for i in range(count):
-            cv2.imwrite(str(folder / f"{i}.jpg"), cv2.cvtColor(make_scene(seed=i), cv2.COLOR_RGB2BGR))
-            images.append({"id": i, "file_name": f"{i}.jpg", "height": 240, "width": 320})
-            for cls_id, box in enumerate(BOXES.values()):
-                annotations.append({"id": len(annotations), "image_id": i, "category_id": cls_id, "bbox": box,
-                                    "area": box[2] * box[3], "iscrowd": 0})
-        categories = [{"id": i, "name": name} for i, name in enumerate(BOXES)]
-        (folder / "_annotations.coco.json").write_text(
-            json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+        write_coco_split(root / split, count, BOXES)
     return root
 
 
