@@ -32,15 +32,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from focoos.training.evaluation import EVAL_TOP_K as TOP_K  # noqa: E402
+from focoos.training.evaluation import PRIMARY_METRIC as METRIC  # noqa: E402
+
 from focoos import DatasetLayout, ModelManager, RuntimeType, Task  # noqa: E402
 from focoos.infer.pipeline import postprocess_outputs  # noqa: E402
 from focoos.ports import ModelInfo  # noqa: E402
-from focoos.processing import DetectionArrays, decode_mask, label_map, paste_mask, preprocess_images  # noqa: E402
+from focoos.processing import DetectionArrays, preprocess_images  # noqa: E402
 
 BUNDLED = ("fai-detr-n-digits", "fai-mf-n-digits-ins", "bisenetformer-n-digits-sem", "fai-cls-n-digits")
-METRIC = {Task.DETECTION: "bbox/AP", Task.INSTANCE_SEGMENTATION: "segm/AP", Task.SEMSEG: "sem_seg/mIoU",
-          Task.CLASSIFICATION: "classification/top1"}
-TOP_K = 100  # the training evaluator's
 Outputs = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
@@ -72,85 +72,47 @@ def make_data(model: str, info: ModelInfo, root: Path, val_images: int, calibrat
             folder, layout = folder.with_name(folder.name + "_sem"), DatasetLayout.ROBOFLOW_SEG
     dataset = AutoDataset(dataset_name=folder.name, task=info.task, layout=layout, datasets_dir=folder.parent)
     augs = DatasetAugmentations(resolution=info.input_hw[0])
-    val = dataset.get_split(augs, DatasetSplitType.VAL)
-    train = dataset.get_split(augs, DatasetSplitType.TRAIN)
-    return val, [train.original_image(i) for i in range(len(train))]
+    calibration = sorted(p for p in (folder / "train").rglob("*") if p.suffix in (".jpg", ".png")
+                         and not p.stem.endswith("_mask"))  # the training images alone: no split, no class check
+    return dataset.get_split(augs, DatasetSplitType.VAL), [cv2.imread(str(p))[..., ::-1].copy() for p in calibration]
 
 
-# -- scoring: one path for every variant
-def score(info: ModelInfo, dataset, predict: Callable[[np.ndarray], object]) -> tuple[float, float]:
-    """(primary metric, median ms per image); predict(image) -> DetectionArrays or top-5 class ids."""
-    from focoos.data import (
-        classification_metrics,
-        coco_detection_metrics,
-        coco_instance_metrics,
-        confusion_matrix,
-        mask_to_rle,
-        semantic_metrics,
-    )
+# -- scoring: one path for every variant (the training evaluator's)
+def score(info: ModelInfo, dataset, predict: Callable[[np.ndarray], DetectionArrays]) -> tuple[float, float]:
+    """(primary metric, median ms per image of `predict`)."""
+    from focoos.training.evaluation import MetricAccumulator
 
-    times, predictions, labels, top5 = [], [], [], []
-    confusion = np.zeros((info.num_classes, info.num_classes + 1), dtype=np.int64)
+    times, scores = [], MetricAccumulator(info, dataset)
     for i in range(len(dataset)):
         image = dataset.original_image(i)
         start = time.perf_counter()
         result = predict(image)
         times.append((time.perf_counter() - start) * 1000)
-        hw = image.shape[:2]
-        if info.task == Task.CLASSIFICATION:
-            top5.append(list(result)[:5])
-            labels.append(int(dataset[i]["label"]))
-        elif info.task == Task.SEMSEG:
-            confusion += confusion_matrix(label_map(result.boxes, result.masks, result.classes, hw),
-                                          dataset.semantic_ground_truth(i), info.num_classes)
-        else:
-            for j, (box, conf, cls) in enumerate(zip(result.boxes, result.scores, result.classes, strict=True)):
-                x1, y1, x2, y2 = (float(v) for v in box)
-                entry = {"image_id": dataset.image_id(i), "category_id": int(cls), "bbox": [x1, y1, x2 - x1, y2 - y1],
-                         "score": float(conf)}
-                if info.task == Task.INSTANCE_SEGMENTATION:
-                    entry["segmentation"] = mask_to_rle(paste_mask(decode_mask(result.masks[j]), box, hw))
-                predictions.append(entry)
-    if info.task == Task.CLASSIFICATION:
-        metrics = classification_metrics(labels, top5)
-    elif info.task == Task.SEMSEG:
-        metrics = semantic_metrics(confusion)
-    elif info.task == Task.INSTANCE_SEGMENTATION:
-        metrics = coco_instance_metrics(dataset.coco_ground_truth(), predictions)
-    else:
-        metrics = coco_detection_metrics(dataset.coco_ground_truth(), predictions)
-    return metrics[METRIC[info.task]], statistics.median(times)
+        scores.add(i, result, image.shape[:2])
+    return scores.metrics()[METRIC[info.task]], statistics.median(times)
 
 
-def local_predict(info: ModelInfo, outputs: Outputs, timings: list[float]) -> Callable[[np.ndarray], object]:
+def local_predict(info: ModelInfo, outputs: Outputs, timings: list[float]) -> Callable[[np.ndarray], DetectionArrays]:
     """predict() over a network callable, timing the network alone into `timings`."""
 
-    def predict(image: np.ndarray) -> object:
+    def predict(image: np.ndarray) -> DetectionArrays:
         batch = preprocess_images([image], info.input_hw)
         start = time.perf_counter()
         raw = outputs(batch)
         timings.append((time.perf_counter() - start) * 1000)
         if info.task == Task.CLASSIFICATION:
-            return list(np.argsort(-raw["logits"][0])[:5])
+            logits = raw["logits"][0]
+            return DetectionArrays(None, logits, np.arange(len(logits)))
         top_k = None if info.task == Task.SEMSEG else TOP_K
         return postprocess_outputs(info, raw, [image.shape[:2]], 0.0, top_k)[0]
 
     return predict
 
 
-def served_predict(client, info: ModelInfo) -> Callable[[np.ndarray], object]:
-    def predict(image: np.ndarray) -> object:
-        dets = client.infer(image, threshold=0.0).detections
-        if info.task == Task.CLASSIFICATION:
-            return [d.cls_id for d in sorted(dets, key=lambda d: -d.conf)]
-        return DetectionArrays(
-            boxes=np.array([d.bbox for d in dets], dtype=np.float32).reshape(-1, 4),
-            scores=np.array([d.conf for d in dets], dtype=np.float32),
-            classes=np.array([d.cls_id for d in dets], dtype=np.int64),
-            masks=[d.mask for d in dets] if dets and dets[0].mask is not None else None,
-        )
+def served_predict(client) -> Callable[[np.ndarray], DetectionArrays]:
+    from focoos.training.evaluation import detection_arrays
 
-    return predict
+    return lambda image: detection_arrays(client.infer(image, threshold=0.0))
 
 
 # -- variants
@@ -248,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
                 server = served(model, "m", root / name)
                 try:
                     with TritonInferModel(server.grpc_url, "m") as client, contextlib.redirect_stdout(io.StringIO()):
-                        value, ms = score(info, dataset, served_predict(client, info))
+                        value, ms = score(info, dataset, served_predict(client))
                 finally:
                     server.stop()
                 rows.append((name, METRIC[info.task], "served ensemble (ONNX Runtime)", f"{value:.1f}", f"{ms:.1f}"))

@@ -14,7 +14,7 @@ import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from focoos.infer.runtimes import tensorrt_options
+from focoos.infer.runtimes import PRECISION_ENGINES, openvino_config, tensorrt_options
 from focoos.models.family import family_spec
 from focoos.ports import ModelInfo, RuntimeType
 from focoos.processing.preprocess import NETWORK_INPUT_DTYPE
@@ -135,6 +135,17 @@ def target_runtime(target: str, runtime_type: RuntimeType | str | None = None) -
         raise ValueError(f"target {target} runs the network{where} with {', '.join(r.value for r in runtimes)}, "
                          f"not {runtime_type.value}")
     return runtime_type
+
+
+def network_engine(runtime_type: RuntimeType, precision: str = "fp32", target: str = "embedded") -> str:
+    """What computes the network: libtorch for TorchScript, else the precision's engine (PRECISION_ENGINES:
+    onnxruntime with the runtime type's provider, or openvino). ValueError where the target cannot run it:
+    openvino runs only in the embedded target's python step."""
+    engine = "libtorch" if runtime_type == RuntimeType.TORCHSCRIPT_32 else PRECISION_ENGINES[precision]
+    if engine == "openvino" and target != "embedded":
+        raise ValueError(f"precision {precision} is served by openvino, which runs only in the python backend of "
+                         f"target embedded: target {target} runs Triton's onnxruntime backend, which cannot")
+    return engine
 
 
 def network_tensors(runtime_type: RuntimeType, output_names: list[str]) -> tuple[str, list[str]]:
@@ -268,11 +279,14 @@ def network_config(
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
     queue_timeout_ms: int = 0,
     native: bool = False,
+    precision: str = "fp32",
 ) -> mc.ModelConfig:
     """The network step for the runtime; target 'embedded' runs the same file in a Python-backend model
     (`threads` intra-op threads per instance, 0: the serving machine's cores). Its queue is where calls
     wait when the network is the bottleneck, so it has the same queue limits as the first step.
-    native: images run at their own size (the dynamic batcher groups requests of one size)."""
+    native: images run at their own size (the dynamic batcher groups requests of one size).
+    precision: the file's number format; its engine (network_engine) is written for the embedded step."""
+    engine = network_engine(runtime_type, precision, target)
     height, width = info.input_hw
     input_name, outputs = network_tensors(runtime_type, output_names)
     config = _model(
@@ -303,7 +317,10 @@ def network_config(
     config.instance_group.append(mc.ModelInstanceGroup(kind=kind, count=instances))
     if target == "embedded":
         config.backend = "python"
-        params = {"model_file": model_file, "runtime_type": runtime_type.value, "intra_op_threads": str(threads)}
+        params = {"model_file": model_file, "runtime_type": runtime_type.value, "intra_op_threads": str(threads),
+                  "engine": engine}
+        if engine == "openvino":
+            params["openvino_config"] = openvino_config(precision, threads)
         if runtime_type in (RuntimeType.ONNX_TRT16, RuntimeType.ONNX_TRT32):  # the cache goes in the version folder
             params["tensorrt_options"] = tensorrt_options(runtime_type == RuntimeType.ONNX_TRT16, "", input_name,
                                                           (height, width), max_batch_size)

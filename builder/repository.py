@@ -13,13 +13,13 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import focoos.processing
 from focoos.errors import FocoosError
 from focoos.infer.export import EXPORT_META, INFO_FILE, export_filename, export_network, staging_dir
 from focoos.infer.pipeline import model_top_k
-from focoos.infer.runtimes import DEFAULT_MAX_BATCH_SIZE
+from focoos.infer.runtimes import DEFAULT_MAX_BATCH_SIZE, PRECISION_ENGINES
 from focoos.models.family import family_spec
 from focoos.ports import ModelInfo, RuntimeType
 from focoos.processing import load_images, validate_threshold
@@ -38,6 +38,7 @@ from .configs import (
     model_versions,
     native_max_pixels,
     network_config,
+    network_engine,
     parse_pbtxt,
     postprocess_config,
     preprocess_config,
@@ -123,26 +124,40 @@ def _cv_reference(model: FocoosModel, info: ModelInfo, source: dict | str | Path
     return reference_from_results(info.task.value, info.classes, answers, [im.shape[:2] for im in images])
 
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = tuple(PRECISION_ENGINES)  # fp32, int8, bf16
 
 
-def _check_precision(precision: str, runtime_type: RuntimeType, calibration: str | Path | None) -> None:
+def _check_precision(precision: str, runtime_type: RuntimeType, target: str, calibration: str | Path | None) -> None:
     """Refuse a precision this build cannot give (never a quiet fp32 in its place); warn where it will be slow."""
     import warnings
 
-    from focoos.infer.runtimes import INT8_CPU_FLAGS, cpu_precisions
+    from focoos.infer.runtimes import BF16_CPU_FLAGS, INT8_CPU_FLAGS, cpu_precisions
 
     if precision not in PRECISIONS:
         raise RepositoryError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp32":
         return
     if runtime_type != RuntimeType.ONNX_CPU:
-        raise RepositoryError(f"precision int8 runs on onnx_cpu, not {runtime_type.value}")
-    if calibration is None:
+        raise RepositoryError(f"precision {precision} runs on onnx_cpu, not {runtime_type.value}")
+    try:
+        engine = network_engine(runtime_type, precision, target)
+    except ValueError as exc:
+        raise RepositoryError(str(exc)) from None
+    if precision == "int8" and calibration is None:
         raise RepositoryError("precision int8 needs calibration_images: a folder of images like those served")
-    if "int8" not in cpu_precisions():
-        warnings.warn(f"this CPU has no int8 dot products ({' / '.join(INT8_CPU_FLAGS)}): int8 may run slower "
-                      "than fp32 here", stacklevel=3)
+    computes = cpu_precisions()
+    if precision == "bf16" and "bf16" not in computes:
+        raise RepositoryError(f"precision bf16 needs a CPU with {' or '.join(BF16_CPU_FLAGS)}; this one has neither "
+                              f"and computes {', '.join(sorted(computes))} natively: build fp32 or int8 instead")
+    if engine == "openvino":
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            raise RepositoryError(f"precision {precision} is served by openvino: pip install 'focoos[openvino]' "
+                                  "here and where the server runs") from None
+    if precision == "int8" and "int8" not in computes:
+        warnings.warn(f"this CPU has no int8 dot products ({' / '.join(INT8_CPU_FLAGS)}): int8 is emulated here "
+                      "and may not beat fp32 (benchmarks/precision_engines.py measures both)", stacklevel=3)
 
 
 def _quantize(onnx_file: Path, info: ModelInfo, calibration: str | Path | None) -> Path:
@@ -189,6 +204,8 @@ class RepositoryBuilder:
         cv_reference: dict | str | Path | Sequence | None = None,
         precision: str = "fp32",
         calibration_images: str | Path | None = None,
+        check_accuracy: Any = None,
+        accuracy_tolerance: float | None = None,
     ) -> ServedModel:
         """Export the network and write the four models; returns what was written.
 
@@ -212,9 +229,15 @@ class RepositoryBuilder:
         cv_metrics: the Python steps export what the model sees and answers (python_models/cv_metrics.py).
         cv_reference: what drift is measured against: held-out images (anything infer() takes, run through the
         model here at `threshold`), or a recorded reference (dict or JSON file); None: no drift index.
-        precision: "fp32", or "int8": the ONNX file quantized (static QDQ, per-channel, ONNX Runtime) on
-        `calibration_images` (a folder, e.g. the validation split); onnx_cpu only; recorded in the metadata.
+        precision: "fp32"; "int8": the ONNX file quantized (static QDQ, per-channel, ONNX Runtime) on
+        `calibration_images` (a folder, e.g. the validation split); "bf16": the same file computed in bf16, refused
+        on a CPU without it. Each runs on its engine (focoos.infer.runtimes.PRECISION_ENGINES, measured): openvino
+        runs only in the embedded target's step. onnx_cpu only; precision and engine are recorded in the metadata.
         Accuracy moves: measure it (benchmarks/accuracy_per_runtime.py) before serving it.
+        check_accuracy: a validation split (a MapDataset, as FocoosModel.eval takes): before anything is published
+        the new build is served on its own tritonserver and scored on it against the model's eager fp32 answers;
+        more than `accuracy_tolerance` points lower (None: 1.0 AP/mIoU, 0.5 top-1) raises AccuracyGateError and
+        leaves the repository unchanged. A passed check is written beside the ensemble (accuracy.json).
         """
         if runtime_type == RuntimeType.ONNX_COREML:
             raise RepositoryError("Triton has no CoreML backend: pick onnx_trt16, onnx_trt32, onnx_cuda32, onnx_cpu "
@@ -223,7 +246,7 @@ class RepositoryBuilder:
             runtime_type = target_runtime(target, runtime_type)
         except ValueError as exc:
             raise RepositoryError(str(exc)) from None
-        _check_precision(precision, runtime_type, calibration_images)
+        _check_precision(precision, runtime_type, target, calibration_images)
         if max_batch_size < 1:
             raise RepositoryError(f"max_batch_size must be at least 1, got {max_batch_size}")
         threshold = validate_threshold(threshold)
@@ -281,17 +304,25 @@ class RepositoryBuilder:
                 names.network: network_config(names, info, runtime_type, target, output_names, model_file,
                                               max_batch_size, network_instances, engine_cache_dir,
                                               network_threads, max_queue_size, queue_timeout_ms,
-                                              native=native_pixels > 0),
+                                              native=native_pixels > 0, precision=precision),
                 names.postprocess: postprocess_config(names, info, output_names, max_batch_size,
                                                       postprocess_instances, top_k, threshold, admission),
                 names.ensemble: ensemble_config(names, info, runtime_type, output_names, max_batch_size, top_k,
                                                 {**self._metadata(info, runtime_type, target, top_k, threshold),
-                                                 "precision": precision, PARAM_NATIVE_MAX_PIXELS: native_pixels}),
+                                                 "precision": precision,
+                                                 "engine": network_engine(runtime_type, precision, target),
+                                                 PARAM_NATIVE_MAX_PIXELS: native_pixels}),
             }
             for step, config in configs.items():
                 text = to_pbtxt(config)
                 (staging / step / CONFIG_FILE).write_text(text)
                 (staging / step / version / VERSION_CONFIG_FILE).write_text(text)
+            if check_accuracy is not None:  # the staging folder, export aside, is a repository of this build alone
+                from .accuracy import check_accuracy as served_accuracy
+
+                shutil.rmtree(export_dir)
+                served_accuracy(model, staging, names.ensemble, check_accuracy, accuracy_tolerance).write(
+                    staging / names.ensemble / version)
             for step in configs:  # ensemble last: it only ever points at complete steps
                 self._move_into_place(staging / step, self.root / step, version)
             for old in self._unservable_versions(names):

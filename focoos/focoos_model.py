@@ -132,7 +132,8 @@ class FocoosModel(LocalModel):
         exports_dir()/<name>/<runtime_type>); other files in out_dir stay. With overwrite=False an
         existing export of the same format and size is reused as it is.
         ONNX graphs take `images` float32 NCHW raw pixels (0..255) and normalise inside; outputs keep the eager names.
-        `simplify_onnx` is accepted for compatibility: constant folding is always applied.
+        simplify_onnx: ONNX Runtime's basic offline graph optimisation of the ONNX file, as Focoos does on the CPU
+        (focoos.infer.export.optimize_onnx: same outputs, portable across providers); constants are always folded.
         Random weights raise RandomWeightsError unless allow_random_weights (see served_info).
         """
         info = self.served_info(allow_random_weights)
@@ -155,6 +156,7 @@ class FocoosModel(LocalModel):
                 overwrite=overwrite,
                 image_size=image_size,
                 dynamic_axes=dynamic_axes,
+                optimize=simplify_onnx,
             )
         finally:
             self.model.to(original_device)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import http.server
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ from focoos import ModelFamily, ModelInfo, ModelManager, Task
 os.environ.setdefault("FOCOOS_OFFLINE", "1")
 # Runs, hub downloads and datasets go to a throwaway folder, never to the user's ~/FocoosAI.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="focoos-tests-"))
+atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)  # each test process removes its own
 os.environ.setdefault("FOCOOS_MODELS_DIR", str(_SESSION_HOME / "models"))
 os.environ.setdefault("FOCOOS_DATASETS_DIR", str(_SESSION_HOME / "datasets"))
 os.environ.setdefault("FOCOOS_PREDICTIONS_DIR", str(_SESSION_HOME / "predictions"))
@@ -179,3 +182,28 @@ def write_coco_split(folder: Path, count: int, boxes: dict[str, list[int]]) -> N
     categories = [{"id": i, "name": name} for i, name in enumerate(boxes)]
     (folder / "_annotations.coco.json").write_text(
         json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+
+
+DIGITS_SIZE = 256  # the bundled digits models' input size
+
+
+@pytest.fixture(scope="session")
+def digits_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Held-out digits canvases at the bundled models' size (Roboflow COCO layout): 8 train, 6 valid."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("datasets") / "digits"
+    subprocess.run([sys.executable, "-m", "focoos.data.digits", "--out", str(out), "--train-images", "8",
+                    "--val-images", "6", "--size", str(DIGITS_SIZE), "--seed", "7"], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_val(digits_dataset: Path):
+    """The validation split of `digits_dataset` (a MapDataset, as FocoosModel.eval takes)."""
+    from focoos.data import AutoDataset, DatasetAugmentations
+    from focoos.ports import DatasetLayout, DatasetSplitType
+
+    dataset = AutoDataset(digits_dataset.name, Task.DETECTION, DatasetLayout.ROBOFLOW_COCO, digits_dataset.parent)
+    return dataset.get_split(DatasetAugmentations(resolution=DIGITS_SIZE), DatasetSplitType.VAL)

@@ -448,10 +448,11 @@ def test_triton_image_pip_set_matches_what_the_python_backend_models_import(gpu_
         assert constraints[name].contains(spec.version), f"{name}=={spec.version} breaks {constraints[name]}"
     assert int(next(iter(pinned["numpy"].specifier)).version.split(".")[0]) < 2
 
-    # Only target=embedded puts the network in Python (onnxruntime or torch): none of that goes in the image.
+    # Only target=embedded puts the network in Python (onnxruntime, torch, or openvino for bf16): none of that goes
+    # in the image.
     embedded = tmp_path / "embedded"
     RepositoryBuilder(embedded).add(small_detr, runtime_type=RuntimeType.ONNX_CPU, name="det", target="embedded")
-    assert _distributions(python_backend_imports(embedded)["det_model"]) - needed == {"onnxruntime", "torch"}
+    assert _distributions(python_backend_imports(embedded)["det_model"]) - needed == {"onnxruntime", "openvino", "torch"}
     dockerfile = (DEPLOY / "triton/Dockerfile").read_text()
     assert not re.search(r"torch|onnxruntime", "\n".join(line for line in dockerfile.splitlines()
                                                            if not line.lstrip().startswith("#")))

@@ -1,7 +1,8 @@
-"""A served model swapped under load (explicit model control), all or nothing: the careless swap picks what is
-served, a version this server cannot load or of another task is refused (the old one keeps answering), a version
-that fails after loading is undone, readiness holds, concurrent swaps are serialized; model control needs the
-admin key; loopback by default. Bundled models with their trained weights: the digits detector and segmenter."""
+"""A served model swapped under load (explicit model control), all or nothing: the careless swap picks what is served,
+a version this server cannot load or of another task is refused (the old one keeps answering), a version that fails
+after loading is undone, readiness holds, concurrent swaps are serialized; model control needs the admin key;
+loopback by default; the accuracy gate runs before a roll-out. Bundled models with their trained weights: the digits
+detector and segmenter."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from focoos.builder import RepositoryBuilder, SwapError, SwapLocked, roll_back, roll_out
+from focoos.builder.accuracy import AccuracyGateError
 from focoos.builder.configs import StepNames, model_versions
 from focoos.builder.rollout import LOCK_FILE, swap_lock
 from focoos.client import PermissionDenied, TritonInferModel
@@ -178,6 +180,15 @@ def test_version_failing_after_load_is_undone(server, control, other_weights, im
     with pytest.raises(SwapError, match=r"version \d+ failed and was moved out, the server answers with version"):
         roll_out(server.repository, other_weights, control, name=NAME, keep=1)
     assert len(calls) == 2
+    assert server.ready() and _state(server, control) == before and _answer(server, image_path) == old
+
+
+def test_accuracy_gate_refuses_a_version_that_answers_worse(server, control, detector, digits_val, image_path):
+    """The swap runs the build's accuracy gate before anything reaches the server: an answer cap too small for
+    the scenes loses AP, so the version is never rolled out."""
+    before, old = _state(server, control), _answer(server, image_path)
+    with pytest.raises(AccuracyGateError, match="not published: accuracy check failed: bbox/AP"):
+        roll_out(server.repository, detector, control, name=NAME, top_k=1, check_accuracy=digits_val, keep=1)
     assert server.ready() and _state(server, control) == before and _answer(server, image_path) == old
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from focoos import InferModel, RuntimeType
 from focoos.infer.quantizer import OnnxQuantizer, QuantizationCfg, QuantizationError, dataset_images
+from focoos.infer.runtimes import PRECISION_ENGINES
 from tests.conftest import quiet_get
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,11 +94,14 @@ def test_builder_serves_int8_on_request_and_records_it(digits, tmp_path):
         builder.add(model, name="q", target="embedded", precision="int8", calibration_images=calibration)
     params = read_config(tmp_path / "repo" / "q").parameters
     assert params["precision"].string_value == "int8"
+    assert params["engine"].string_value == PRECISION_ENGINES["int8"]
+    assert read_config(tmp_path / "repo" / "q_model").parameters["engine"].string_value == PRECISION_ENGINES["int8"]
     assert b"QuantizeLinear" in (tmp_path / "repo" / "q_model" / "1" / "model.onnx").read_bytes()
-    for kwargs, why in (({"precision": "bf16"}, "precision must be one of"),
+    for kwargs, why in (({"precision": "fp16"}, "precision must be one of fp32, int8, bf16"),
                         ({"precision": "int8"}, "needs calibration_images"),
                         ({"precision": "int8", "runtime_type": RuntimeType.TORCHSCRIPT_32,
-                          "calibration_images": calibration}, "runs on onnx_cpu")):
+                          "calibration_images": calibration}, "runs on onnx_cpu"),
+                        ({"precision": "bf16", "runtime_type": RuntimeType.TORCHSCRIPT_32}, "runs on onnx_cpu")):
         with pytest.raises(RepositoryError, match=why):
             builder.add(model, name="bad", target="embedded", **kwargs)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import torch
 
 from focoos.errors import FocoosError
 from focoos.infer.pipeline import postprocess_outputs
-from focoos.ports import ArtifactName, ModelInfo, Task, TrainerArgs
+from focoos.ports import ArtifactName, FocoosDetections, ModelInfo, Task, TrainerArgs
 from focoos.processing import DetectionArrays, decode_mask, label_map, paste_mask, preprocess_images
 
 if TYPE_CHECKING:
@@ -63,26 +64,62 @@ def _coco_results(image_id: int, result: DetectionArrays, image_hw: tuple[int, i
     return entries
 
 
+class MetricAccumulator:
+    """The task's metrics from one image's answer at a time: one scoring for the training evaluator, the accuracy
+    gate and the benchmarks, whatever produced the answers."""
+
+    def __init__(self, info: ModelInfo, dataset: Any) -> None:
+        self.info, self.dataset = info, dataset
+        self.predictions: list[dict] = []
+        self.labels: list[int] = []
+        self.top5: list[list[int]] = []
+        self.confusion = np.zeros((info.num_classes, info.num_classes + 1), dtype=np.int64)  # + unlabeled pixels
+
+    def add(self, index: int, result: DetectionArrays, image_hw: tuple[int, int]) -> None:
+        """The answer for the dataset's image `index` (classification: its classes, best first)."""
+        from focoos.data import confusion_matrix
+
+        if self.info.task == Task.CLASSIFICATION:
+            order = np.argsort(-np.asarray(result.scores), kind="stable")[:5]
+            self.top5.append([int(result.classes[i]) for i in order])
+            self.labels.append(int(self.dataset[index]["label"]))
+        elif self.info.task == Task.SEMSEG:
+            predicted = label_map(result.boxes, result.masks, result.classes, image_hw)
+            self.confusion += confusion_matrix(predicted, self.dataset.semantic_ground_truth(index),
+                                               self.info.num_classes)
+        else:
+            self.predictions += _coco_results(self.dataset.image_id(index), result, image_hw)
+
+    def metrics(self) -> dict[str, float]:
+        from focoos.data import (
+            classification_metrics,
+            coco_detection_metrics,
+            coco_instance_metrics,
+            coco_keypoint_metrics,
+            semantic_metrics,
+        )
+
+        task = self.info.task
+        if task == Task.CLASSIFICATION:
+            return classification_metrics(self.labels, self.top5)
+        if task == Task.SEMSEG:
+            return semantic_metrics(self.confusion)
+        ground_truth = self.dataset.coco_ground_truth()
+        if task == Task.INSTANCE_SEGMENTATION:
+            return coco_instance_metrics(ground_truth, self.predictions)
+        if task == Task.KEYPOINT:
+            return coco_keypoint_metrics(ground_truth, self.predictions)
+        return coco_detection_metrics(ground_truth, self.predictions)
+
+
 def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any, progress: bool = False) -> dict[str, float]:
     """Metrics of `network` (put in eval mode for the call) on a MapDataset's original images; `progress` shows a
     bar over the images (an evaluation of a large split takes minutes)."""
     from tqdm.auto import tqdm
 
-    from focoos.data import (
-        classification_metrics,
-        coco_detection_metrics,
-        coco_instance_metrics,
-        coco_keypoint_metrics,
-        confusion_matrix,
-        semantic_metrics,
-    )
-
     was_training = network.training
     network.eval()
-    predictions: list[dict] = []
-    labels: list[int] = []
-    top5: list[list[int]] = []
-    confusion = np.zeros((info.num_classes, info.num_classes + 1), dtype=np.int64)  # + unlabeled pixels
+    scores = MetricAccumulator(info, dataset)
     bar = tqdm(total=len(dataset), desc=f"evaluating {info.name}", unit="img", disable=not progress, leave=False)
     try:
         for start in range(0, len(dataset), EVAL_BATCH):
@@ -90,32 +127,40 @@ def evaluate(network: torch.nn.Module, info: ModelInfo, dataset: Any, progress: 
             bar.update(len(indices))
             images = [dataset.original_image(i) for i in indices]
             outputs = network_outputs(network, images, info)
-            if info.task == Task.CLASSIFICATION:
-                order = np.argsort(-outputs["logits"], axis=1)[:, :5]
-                top5 += order.tolist()
-                labels += [int(dataset[i]["label"]) for i in indices]
-                continue
             sizes = [im.shape[:2] for im in images]
-            top_k = None if info.task == Task.SEMSEG else EVAL_TOP_K
-            results = postprocess_outputs(info, outputs, sizes, 0.0, top_k)
+            if info.task == Task.CLASSIFICATION:
+                results = [DetectionArrays(None, logits, np.arange(len(logits))) for logits in outputs["logits"]]
+            else:
+                top_k = None if info.task == Task.SEMSEG else EVAL_TOP_K
+                results = postprocess_outputs(info, outputs, sizes, 0.0, top_k)
             for i, res, hw in zip(indices, results, sizes, strict=True):
-                if info.task == Task.SEMSEG:
-                    predicted = label_map(res.boxes, res.masks, res.classes, hw)
-                    confusion += confusion_matrix(predicted, dataset.semantic_ground_truth(i), info.num_classes)
-                else:
-                    predictions += _coco_results(dataset.image_id(i), res, hw)
+                scores.add(i, res, hw)
     finally:
         bar.close()
         network.train(was_training)
-    if info.task == Task.CLASSIFICATION:
-        return classification_metrics(labels, top5)
-    if info.task == Task.SEMSEG:
-        return semantic_metrics(confusion)
-    if info.task == Task.INSTANCE_SEGMENTATION:
-        return coco_instance_metrics(dataset.coco_ground_truth(), predictions)
-    if info.task == Task.KEYPOINT:
-        return coco_keypoint_metrics(dataset.coco_ground_truth(), predictions)
-    return coco_detection_metrics(dataset.coco_ground_truth(), predictions)
+    return scores.metrics()
+
+
+def answers_metrics(
+    info: ModelInfo, dataset: Any, answer: Callable[[np.ndarray], FocoosDetections]
+) -> dict[str, float]:
+    """Metrics of what `answer(image)` returns for each of the dataset's original images: FocoosDetections, as
+    FocoosModel.infer and the gRPC client give them (threshold 0 for a full precision-recall curve)."""
+    scores = MetricAccumulator(info, dataset)
+    for i in range(len(dataset)):
+        image = dataset.original_image(i)
+        scores.add(i, detection_arrays(answer(image)), image.shape[:2])
+    return scores.metrics()
+
+
+def detection_arrays(detections: FocoosDetections) -> DetectionArrays:
+    """FocoosDetections -> the arrays the scorers read (boxes as integers, as FocoosDet holds them)."""
+    dets = detections.detections
+    boxes = None if dets and dets[0].bbox is None else np.array([d.bbox for d in dets], np.float32).reshape(-1, 4)
+    masks = [d.mask for d in dets] if dets and dets[0].mask is not None else None
+    keypoints = np.array([d.keypoints for d in dets], np.float32) if dets and dets[0].keypoints else None
+    return DetectionArrays(boxes, np.array([d.conf for d in dets], np.float32),
+                           np.array([d.cls_id for d in dets], np.int64), masks, keypoints)
 
 
 def finite_metrics(metrics: dict[str, float]) -> dict[str, float]:
@@ -146,15 +191,8 @@ def training_device(device: str, rank: int = 0) -> torch.device:
     return torch.device(device)
 
 
-def evaluate_model(
-    model: FocoosModel, args: TrainerArgs, data_test: Any, save_json: bool = True
-) -> dict[str, float]:
-    """Focoos' `FocoosModel.eval`: score the model on a MapDataset split with the training evaluator.
-
-    Writes output_dir/<run_name>_eval/metrics.json (a list with one metrics dict) and model_info.json
-    (with val_metrics and val_dataset) unless save_json is False, prints the metrics, records them in
-    `model.model_info` and returns them ({"bbox/AP": ..., ...}).
-    """
+def check_eval_data(model: FocoosModel, data_test: Any) -> None:
+    """Refuse a split the model cannot be scored on: another task, class count or keypoint count."""
     if data_test.task != model.task:
         raise FocoosError(f"{model.name} does {model.task.value}, the test data is {data_test.task.value}")
     if len(data_test.classes) != model.model_info.num_classes:
@@ -167,6 +205,18 @@ def evaluate_model(
     if list(data_test.classes) != model.classes:
         logger.warning("the test data names its classes %s, the model %s: scoring by class index",
                        data_test.classes, model.classes)
+
+
+def evaluate_model(
+    model: FocoosModel, args: TrainerArgs, data_test: Any, save_json: bool = True
+) -> dict[str, float]:
+    """Focoos' `FocoosModel.eval`: score the model on a MapDataset split with the training evaluator.
+
+    Writes output_dir/<run_name>_eval/metrics.json (a list with one metrics dict) and model_info.json
+    (with val_metrics and val_dataset) unless save_json is False, prints the metrics, records them in
+    `model.model_info` and returns them ({"bbox/AP": ..., ...}).
+    """
+    check_eval_data(model, data_test)
     network, home = model.model, model.device
     network.to(training_device(args.device))
     try:

@@ -2,8 +2,11 @@
 
 The runtime type in the config chooses where it runs: onnx_cpu on ONNX Runtime's CPU provider; onnx_cuda32 on its CUDA
 provider; onnx_trt16 / onnx_trt32 on its TensorRT provider (FP16 / FP32) with the engine cache in this version's folder;
-torchscript_32 on the instance's GPU when Triton gives it one (instance kind GPU), else on the CPU. A provider that does
-not start fails the load with the reason: nothing falls back to a slower device unannounced.
+torchscript_32 on the instance's GPU when Triton gives it one (instance kind GPU), else on the CPU. onnx_cpu with the
+config's engine `openvino` runs on OpenVINO's CPU plugin instead, compiled with the config's `openvino_config` (the
+builder's focoos.infer.runtimes.openvino_config: bf16 is served so). A provider or engine that does not start, or
+OpenVINO computing another precision than the one asked, fails the load with the reason: nothing falls back to a
+slower device or precision unannounced.
 
 Requests the dynamic batcher groups are concatenated into one batch, run once, and split back. Each request is
 checked on its own first (shape, dtype, finite pixels: a caller may reach this step directly), so a bad one gets
@@ -25,6 +28,7 @@ from focoos_triton_step import StageMetrics, config_parameters, invalid_argument
 # runtime type -> ONNX Runtime's provider (the same table as focoos.infer.runtimes.ONNX_PROVIDERS)
 PROVIDERS = {"onnx_cpu": "CPUExecutionProvider", "onnx_cuda32": "CUDAExecutionProvider",
              "onnx_trt32": "TensorrtExecutionProvider", "onnx_trt16": "TensorrtExecutionProvider"}
+ENGINES = ("onnxruntime", "openvino", "libtorch")  # focoos.builder.configs.network_engine's values
 ENGINE_CACHE = "trt_cache"  # beside model.onnx in the version folder: a new version never reuses an old engine
 
 
@@ -61,6 +65,29 @@ def onnx_session(path, runtime_type, threads, device_id, folder, tensorrt_option
     return session
 
 
+def openvino_model(path, config, output_names):
+    """The file compiled by OpenVINO for the CPU with `config`, and its output ports in the order of `output_names`;
+    RuntimeError when openvino is missing or would compute another precision than the config's hint."""
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise RuntimeError(f"engine openvino needs the openvino package in the server's Python ({sys.executable}): "
+                           "pip install 'focoos[openvino]'") from exc
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(path), "CPU", config)
+    asked, got = config["INFERENCE_PRECISION_HINT"], compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+    if got != asked:  # OpenVINO takes a bf16 hint on any CPU and computes f32 where the CPU lacks bf16
+        raise RuntimeError(f"OpenVINO computes {got}, not {asked}, on this CPU (it offers "
+                           f"{', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}): bf16 needs a CPU "
+                           "with avx512_bf16 or amx_bf16")
+    # OpenVINO may name an output after an inner tensor (a port carries several names): find each by its own name
+    ports = {name: port for port in compiled.outputs for name in port.get_names()}
+    missing = [name for name in output_names if name not in ports]
+    if missing:
+        raise RuntimeError(f"{path} has no output {', '.join(missing)} (OpenVINO sees {sorted(ports)})")
+    return compiled, [ports[name] for name in output_names]
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -74,7 +101,17 @@ class TritonPythonModel:
         gpu = args.get("model_instance_kind", "CPU") == "GPU"
         device_id = int(args.get("model_instance_device_id", "0") or 0)
         runtime_type = params["runtime_type"]
-        if runtime_type == "torchscript_32":
+        engine = params.get("engine", "onnxruntime")
+        if engine not in ENGINES:
+            raise RuntimeError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
+        if engine == "openvino":
+            if runtime_type != "onnx_cpu":
+                raise RuntimeError(f"engine openvino runs onnx_cpu on the CPU, not {runtime_type}")
+            compiled, self.ports = openvino_model(path, json.loads(params["openvino_config"]), self.output_names)
+            self.request = compiled.create_infer_request()
+            self.device = "cpu"
+            self.run = self._run_openvino
+        elif runtime_type == "torchscript_32":
             import torch
 
             if threads > 0:
@@ -94,6 +131,10 @@ class TritonPythonModel:
 
     def _run_onnx(self, batch):
         return self.session.run(None, {self.session.get_inputs()[0].name: batch})
+
+    def _run_openvino(self, batch):
+        results = self.request.infer({0: batch})
+        return [results[port] for port in self.ports]
 
     def _run_torchscript(self, batch):
         with self._torch.inference_mode():

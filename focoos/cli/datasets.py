@@ -13,13 +13,18 @@ from focoos.ports import DatasetLayout
 from .options import add_model_arguments, deprecated_alias
 
 DEFAULT_LAYOUT = DatasetLayout.ROBOFLOW_COCO  # Focoos' CLI default; AutoDataset itself asks for one
+DATASET_HELP = "a dataset name (a folder or .zip in --datasets-dir), or the path of a folder or .zip"
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --dataset and where it is."""
     add_model_arguments(parser)
-    parser.add_argument("--dataset", required=True,
-                        help="a dataset name (a folder or .zip in --datasets-dir), or the path of a folder or .zip")
+    parser.add_argument("--dataset", required=True, help=DATASET_HELP)
+    add_dataset_location(parser)
+
+
+def add_dataset_location(parser: argparse.ArgumentParser) -> None:
+    """Where a dataset name is looked up and how its files are arranged."""
     parser.add_argument("--datasets-dir", type=Path, default=None,
                         help="where dataset names are looked up (default: FOCOOS_DATASETS_DIR)")
     layout = parser.add_argument("--dataset-layout", dest="dataset_layout", default=DEFAULT_LAYOUT.value,

@@ -9,6 +9,7 @@ from typing import Any
 
 from focoos.errors import FocoosError
 
+from .datasets import DATASET_HELP, add_dataset_location
 from .options import RUNTIMES, add_random_weights_flag, given, im_size, library_option, load_model
 
 BUILD_DEVICE = "cpu"  # where a model is loaded to be exported for a server: any machine can, the same way
@@ -56,15 +57,37 @@ def add_build_arguments(parser: argparse.ArgumentParser, served: bool = False) -
                              "instance)")
     library_option(parser, "--precision", choices=PRECISIONS, default_of=(ADD, "precision"),
                    help="the network's number format: int8 (onnx_cpu, needs --calibration-images) is faster where "
-                        "the CPU has int8 dot products; measure its accuracy (benchmarks/accuracy_per_runtime.py)")
+                        "the CPU has int8 dot products; bf16 (onnx_cpu, target embedded, OpenVINO) where it computes "
+                        "bf16, refused elsewhere; measure accuracy (benchmarks/accuracy_per_runtime.py)")
     parser.add_argument("--calibration-images", type=Path, default=None, metavar="DIR",
                         help="int8: a folder of images like those the model will be served")
+    parser.add_argument("--check-accuracy", dest="dataset", default=None, metavar="DATASET",
+                        help="before publishing, serve the new build on this dataset's validation split and refuse "
+                             "it (exit 2, repository unchanged) when its metric falls more than --accuracy-tolerance "
+                             "below the model's eager fp32 answers; " + DATASET_HELP)
+    parser.add_argument("--accuracy-tolerance", type=float, default=None, metavar="POINTS",
+                        help="points of AP / mIoU / top-1 the build may lose (default: 1.0, classification 0.5)")
+    add_dataset_location(parser)
     add_random_weights_flag(parser)
 
 
 def build_options(args: argparse.Namespace) -> dict[str, Any]:
     """RepositoryBuilder.add's options that the user gave."""
     return given(args, **{parameter: dest for dest, parameter in BUILD_OPTIONS.items()})
+
+
+def accuracy_options(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """RepositoryBuilder.add's accuracy gate: the --check-accuracy dataset's validation split, and the tolerance."""
+    if getattr(args, "dataset", None) is None:
+        if getattr(args, "accuracy_tolerance", None) is not None:
+            raise FocoosError("--accuracy-tolerance needs --check-accuracy DATASET")
+        return {}
+    from focoos.ports import DatasetSplitType
+
+    from .datasets import splits
+
+    return {"check_accuracy": splits(args, model, [DatasetSplitType.VAL])[0],
+            **given(args, accuracy_tolerance="accuracy_tolerance")}
 
 
 def repository_builder(repository: Path | None) -> Any:
@@ -84,7 +107,8 @@ def build_model(args: argparse.Namespace, repository: Path | None, options: dict
         choose = f" (--target {'|'.join(TARGETS)} chooses)" if "target" in vars(args) else ""
         print(f"target {options['target']}: {why}{choose}", flush=True)
     repo = repository_builder(repository)
-    served = repo.add(load_model(args), **given(args, name="name"), **options)
+    model = load_model(args)
+    served = repo.add(model, **given(args, name="name"), **options, **accuracy_options(args, model))
     print(f"built {served.name} version {served.versions[-1]} ({served.runtime_type}, {served.target}) "
           f"in {repo.root}", flush=True)
     return served

@@ -5,7 +5,8 @@ export.json (runtime, file, tensor names of the latest export). Both model files
 themselves (ONNX output names; TorchScript carries them as an extra file), so an ONNX and a
 TorchScript export can share a folder. Files are written in a temporary sibling and moved in
 one by one: other files in the folder (weights, a run's logs) stay, and a failed export
-leaves nothing behind.
+leaves nothing behind. ONNX files are optimised offline by ONNX Runtime at its basic level, as
+Focoos' `simplify_onnx` does (`optimize_onnx`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,32 @@ def _export_onnx(
     onnx.checker.check_model(str(path))
 
 
+def optimize_onnx(path: Path) -> None:
+    """Rewrite an ONNX file with ONNX Runtime's basic graph optimisations, in place: constants folded, redundant
+    nodes removed, Conv/MatMul+Add/BatchNorm fused into standard ops (fai-detr-n-digits: 1167 -> 649 nodes).
+
+    Focoos' simplify_onnx runs the same offline pass (ORT_ENABLE_BASIC on the CPU). Only the basic level is saved:
+    higher levels write provider-specific nodes (NCHWc layouts, contrib ops), so the file would no longer run on
+    other providers, OpenVINO, or Triton's onnxruntime backend elsewhere; the runtime applies those itself at load.
+    Focoos' tool (onnxruntime.transformers' optimize_model) then also fuses transformer patterns into com.microsoft
+    contrib ops (Gelu here), ONNX Runtime's own and outside the standard: left out.
+    Measured (benchmarks/precision_engines.py --export, fai-detr-n-digits): outputs identical under ONNX Runtime,
+    latency unchanged under both engines (0.98-1.01x), sessions start 10-15% sooner.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    optimized = path.with_name(path.stem + "_optimized.onnx")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(optimized)
+    # ConstantSharing left off, as in onnxruntime.transformers' optimize_model, the tool Focoos calls.
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                         disabled_optimizers=["ConstantSharing"])
+    onnx.checker.check_model(str(optimized))
+    optimized.replace(path)
+
+
 def _export_torchscript(network: Any, example: Any, path: Path, meta: dict[str, Any]) -> None:
     import torch
 
@@ -101,8 +128,11 @@ def export_network(
     overwrite: bool = True,
     image_size: int | tuple[int, int] | None = None,
     dynamic_axes: bool = True,
+    optimize: bool = True,
 ) -> Path:
-    """Write the model file, model_info.json and export.json into out_dir and return out_dir."""
+    """Write the model file, model_info.json and export.json into out_dir and return out_dir.
+
+    optimize: ONNX files get ONNX Runtime's basic offline graph optimisation (`optimize_onnx`)."""
     import torch
 
     out_dir = Path(out_dir)
@@ -123,6 +153,7 @@ def export_network(
         "output_names": output_names,
         "onnx_opset": onnx_opset if runtime_type.is_onnx else None,
         "dynamic_axes": dynamic_axes,
+        "optimized": optimize and runtime_type.is_onnx,
     }
 
     failed = f"export of {info.name} to {runtime_type.value} failed"
@@ -131,6 +162,8 @@ def export_network(
             _export_torchscript(network, example, tmp / filename, meta)
         else:
             _export_onnx(network, example, tmp / filename, output_names, onnx_opset, dynamic_axes)
+            if optimize:
+                optimize_onnx(tmp / filename)
         info.dump_json(tmp / INFO_FILE)
         (tmp / EXPORT_META).write_text(json.dumps(meta, indent=2))
         out_dir.mkdir(exist_ok=True)

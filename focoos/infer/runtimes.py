@@ -205,8 +205,36 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+# The engine that serves each precision on the CPU: the faster of ONNX Runtime and OpenVINO on the same graph where
+# their answers are equal. benchmarks/precision_engines.py (fai-detr-n-digits, 256x256, batch 1, median ms per image,
+# ONNX Runtime / OpenVINO) on a 2-core AMD EPYC (AVX2, no VNNI, no bf16):
+#   fp32: in-process (--iterations 200) 31.3 / 27.7 and 29.2 / 26.0 on an idle machine (OpenVINO 1.13x), 38-50 /
+#         43-54 beside a busy neighbour (0.88-0.97x); served end to end (--served --iterations 200), where the step
+#         shares the cores with decoding and postprocessing, 45.1 / 46.6 (0.97x; 0.97x in two more runs). Outputs
+#         within 5e-6. On an AVX-512 CPU: 114 / 119 ms. ONNX Runtime: as fast where it is served, and on every target.
+#   int8 (the builder's QDQ file): 48.6 / 29.6 and 59.9 / 37.1 (OpenVINO 1.6x) but not equal answers: bbox/AP 66.1
+#         (ONNX Runtime) vs 64.0 (OpenVINO), fp32 74.2 (benchmarks/accuracy_per_runtime.py --val-images 200). On an
+#         AVX-512 VNNI CPU both ran the same file in 62 ms (fp32 114), where int8 pays: ONNX Runtime keeps the better
+#         answers at no cost there, and runs on every target (Triton's onnxruntime backend too).
+#   bf16: only OpenVINO computes it on the CPU (ONNX Runtime has no bf16 CPU kernels): 70 ms against fp32 114 on an
+#         AVX-512 BF16 CPU; refused on a CPU without it.
+PRECISION_ENGINES = {"fp32": "onnxruntime", "int8": "onnxruntime", "bf16": "openvino"}
+# OpenVINO's inference precision per precision: an int8 file (QDQ) runs its quantized ops in int8 under f32.
+OPENVINO_PRECISION_HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
+
+
+def openvino_config(precision: str, threads: int = 0) -> dict[str, Any]:
+    """OpenVINO's CPU compile settings, the one definition OpenVinoRuntime and the served network step share
+    (threads 0: OpenVINO's default, every core)."""
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINTS[precision],
+                              "PERFORMANCE_HINT": "LATENCY"}
+    if threads > 0:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
 class OpenVinoRuntime:
-    """An ONNX file compiled by OpenVINO for the CPU at `precision` ("fp32", "bf16"; an int8 QDQ file runs as int8).
+    """An ONNX file compiled by OpenVINO for the CPU at `precision` ("fp32", "bf16", or "int8": a QDQ file).
 
     bf16 on a CPU without native bf16 raises RuntimeUnavailableError: OpenVINO would quietly compute in fp32."""
 
@@ -216,17 +244,13 @@ class OpenVinoRuntime:
         except ImportError as exc:
             raise _unavailable(RuntimeType.ONNX_CPU, "openvino is not installed (pip install 'focoos[openvino]')") \
                 from exc
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        if precision not in OPENVINO_PRECISION_HINTS:
+            raise ValueError(f"precision must be one of {', '.join(OPENVINO_PRECISION_HINTS)}, got {precision!r}")
         if precision == "bf16" and "bf16" not in cpu_precisions():
             raise RuntimeUnavailableError(f"bf16 needs a CPU with {' or '.join(BF16_CPU_FLAGS)}; this one computes "
                                           f"{', '.join(sorted(cpu_precisions()))}")
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-                                  "PERFORMANCE_HINT": "LATENCY"}
-        if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
-        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", openvino_config(precision, threads))
         self.request = self.compiled.create_infer_request()
         import onnx  # OpenVINO may name an output after an inner tensor: the graph's own names, in its order
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from focoos.cli.options import admin_key, given, library_option, load_model, server_url
-from focoos.cli.repository import add_build_arguments, build_options, repository_builder
+from focoos.cli.repository import accuracy_options, add_build_arguments, build_options, repository_builder
 from focoos.errors import FocoosError
 
 NAME = "swap"
@@ -48,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
         if args.rollback:
             served = roll_back(root, args.name, control, **lock)
         elif args.model:
-            served = roll_out(root, load_model(args), control, name=args.name, force=args.force, **lock,
-                              **given(args, keep="keep"), **build_options(args))
+            model = load_model(args)
+            served = roll_out(root, model, control, name=args.name, force=args.force, **lock,
+                              **given(args, keep="keep"), **build_options(args), **accuracy_options(args, model))
         else:
             raise FocoosError("focoos swap needs --model (roll out) or --rollback")
         print(f"{served.name}: serving version {served.versions[-1]} (kept {served.versions}) on {args.url}")
