@@ -7,8 +7,9 @@ Each bundled model (the *-digits entries of focoos/registry, with their weights)
 by focoos.data.digits (digits its training never saw; the training canvases' generator with another seed) under:
 eager fp32 (PyTorch), ONNX fp32 (ONNX Runtime), TorchScript, OpenVINO fp32, int8 (static QDQ, per-channel,
 calibrated on `--calibration-images` training canvases; ONNX Runtime and OpenVINO on the same file), bf16
-(OpenVINO, where the CPU computes bf16: else the row says why it is missing) and the served ensemble (embedded
-tritonserver, ONNX Runtime network step, called through the gRPC client). Every variant goes through the same
+(OpenVINO, where the CPU computes bf16: else the row says why it is missing) and the served ensemble of each
+precision this CPU computes (embedded tritonserver, the precision's engine in the network step, called through the
+gRPC client). Every variant goes through the same
 numpy postprocessing and scoring (pycocotools AP, mIoU, top-1); the latency beside each figure is the median
 time of one image through the network alone (served: one request end to end, client side).
 """
@@ -37,9 +38,11 @@ from focoos.training.evaluation import PRIMARY_METRIC as METRIC  # noqa: E402
 
 from focoos import DatasetLayout, ModelManager, RuntimeType, Task  # noqa: E402
 from focoos.infer.pipeline import postprocess_outputs  # noqa: E402
+from focoos.infer.runtimes import PRECISION_ENGINES  # noqa: E402
 from focoos.ports import ModelInfo  # noqa: E402
 from focoos.processing import DetectionArrays, preprocess_images  # noqa: E402
 
+ENGINE_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 BUNDLED = ("fai-detr-n-digits", "fai-mf-n-digits-ins", "bisenetformer-n-digits-sem", "fai-cls-n-digits")
 Outputs = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -168,12 +171,27 @@ def variants(model, work: Path, calibration: list[np.ndarray], threads: int) -> 
     return found
 
 
-def served(model, name: str, work: Path) -> tuple:
+def served(model, work: Path, calibration: list[np.ndarray]) -> tuple:
+    """A tritonserver serving the model once per precision this CPU computes (ensembles named by precision)."""
+    import warnings
+
     from focoos.builder import RepositoryBuilder, TritonServer
 
-    RepositoryBuilder(work / "repository").add(model, runtime_type=RuntimeType.ONNX_CPU, name=name, target="embedded",
-                                               top_k=None if model.task != Task.DETECTION else TOP_K)
-    return TritonServer(work / "repository").start()
+    from focoos.infer.runtimes import cpu_precisions
+
+    folder = work / "calibration"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(calibration):
+        cv2.imwrite(str(folder / f"{i}.png"), image[..., ::-1])
+    precisions = [p for p in PRECISION_ENGINES if p != "bf16" or "bf16" in cpu_precisions()]
+    builder = RepositoryBuilder(work / "repository")
+    for precision in precisions:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # int8 without VNNI: known, and in the table
+            builder.add(model, runtime_type=RuntimeType.ONNX_CPU, name=precision, target="embedded",
+                        top_k=None if model.task != Task.DETECTION else TOP_K, precision=precision,
+                        calibration_images=folder if precision == "int8" else None)
+    return TritonServer(work / "repository").start(), precisions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -207,14 +225,17 @@ def main(argv: list[str] | None = None) -> None:
             if not args.no_served:
                 from focoos.client import TritonInferModel
 
-                server = served(model, "m", root / name)
+                server, precisions = served(model, root / name, calibration)
                 try:
-                    with TritonInferModel(server.grpc_url, "m") as client, contextlib.redirect_stdout(io.StringIO()):
-                        value, ms = score(info, dataset, served_predict(client))
+                    for precision in precisions:
+                        with TritonInferModel(server.grpc_url, precision) as client, \
+                                contextlib.redirect_stdout(io.StringIO()):
+                            value, ms = score(info, dataset, served_predict(client))
+                        label = f"served ensemble, {precision} ({ENGINE_NAMES[PRECISION_ENGINES[precision]]})"
+                        rows.append((name, METRIC[info.task], label, f"{value:.1f}", f"{ms:.1f}"))
+                        print(*rows[-1], sep=" | ", flush=True)
                 finally:
                     server.stop()
-                rows.append((name, METRIC[info.task], "served ensemble (ONNX Runtime)", f"{value:.1f}", f"{ms:.1f}"))
-                print(*rows[-1], sep=" | ", flush=True)
     print()
     print("| model | metric | runtime | value | ms / image |")
     print("|---|---|---|---|---|")

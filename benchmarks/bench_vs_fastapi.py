@@ -6,7 +6,8 @@ Both serve the same exported ONNX file (random weights unless the model has its 
 on loopback, and the same closed-loop load generator (`focoos.client.bench`) drives each at
 concurrency 1 and 8 with three JPEGs: 640x480, 1920x1080 and a 4000x3000 photo. Printed per image and
 concurrency: req/s, p50 and p99 for each server and the ratios (ours / FastAPI: > 1 is faster for
-throughput, < 1 is faster for latency).
+throughput, < 1 is faster for latency). `--precision int8|bf16` serves ours in reduced precision against
+FastAPI's fp32 (check its accuracy with benchmarks/accuracy_per_runtime.py or the build's accuracy gate).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import cv2
 import httpx
 from focoos.builder import RepositoryBuilder, TritonServer
+from focoos.builder.repository import PRECISIONS
 from focoos.builder.server import free_port
 from focoos.client.bench import BenchResult, run_closed_loop, run_level
 
@@ -93,6 +95,9 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=8, help="the ensemble's dynamic batching limit")
     parser.add_argument("--network-instances", type=int, default=1, help="network step instances")
     parser.add_argument("--network-threads", type=int, default=0, help="intra-op threads each (0: every core)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="our network's precision (FastAPI stays fp32, the baseline); int8 is calibrated on the "
+                             "benchmark's photos")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
@@ -103,10 +108,15 @@ def main() -> None:
         model = ModelManager.get(args.model, im_size=args.size, device="cpu", allow_random_weights=True)
     work = Path(tempfile.mkdtemp(prefix="bench-vs-fastapi-"))
     exported = model.export(RuntimeType.ONNX_CPU, out_dir=work / "export")
+    calibration = work / "calibration"
+    calibration.mkdir()
+    for image, payload in jpegs.items():
+        (calibration / f"{image}.jpg").write_bytes(payload)
     RepositoryBuilder(work / "repository").add(model, runtime_type=RuntimeType.ONNX_CPU, name="ours",
                                                target="embedded", max_batch_size=args.max_batch_size,
                                                network_instances=args.network_instances,
-                                               network_threads=args.network_threads)
+                                               network_threads=args.network_threads, precision=args.precision,
+                                               calibration_images=calibration if args.precision == "int8" else None)
     port = free_port()
     fastapi = start_fastapi(Path(exported.model_dir), port)
     rows = []

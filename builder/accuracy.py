@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from focoos.ports import Task
 
+from .configs import ACCURACY_FILE
 from .repository import RepositoryError
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 # Points (AP, mIoU, top-1 accuracy: 0-100) the served metric may fall below eager fp32.
 DEFAULT_TOLERANCE = 1.0
 TASK_TOLERANCE = {Task.CLASSIFICATION: 0.5}
-ACCURACY_FILE = "accuracy.json"  # the passed check, in the ensemble's version folder
 GATE_THRESHOLD = 0.0  # every answer counts: AP integrates over all scores
 
 

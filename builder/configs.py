@@ -74,6 +74,7 @@ TARGETS = tuple(TARGET_RUNTIMES)
 GPU_RUNTIMES = (RuntimeType.ONNX_TRT16, RuntimeType.ONNX_TRT32, RuntimeType.ONNX_CUDA32)
 CONFIG_FILE = "config.pbtxt"
 VERSION_CONFIG_FILE = "focoos_config.pbtxt"  # each version's own copy of its config, for rollbacks
+ACCURACY_FILE = "accuracy.json"  # a passed accuracy check, in the ensemble's version folder
 DEFAULT_ENGINE_CACHE = "/engine_cache"
 DEFAULT_MAX_QUEUE_SIZE = 64  # requests the network step queues before the server refuses more
 DEFAULT_ADMISSION_MAX_LEASE_S = 30.0  # the longest a request that never reaches the postprocess step holds a slot

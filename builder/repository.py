@@ -26,6 +26,7 @@ from focoos.processing import load_images, validate_threshold
 from focoos.processing.transport import DEFAULT_THRESHOLD, PARAM_NATIVE_MAX_PIXELS, PARAM_THRESHOLD, PARAM_TOP_K
 
 from .configs import (
+    ACCURACY_FILE,
     CONFIG_FILE,
     DEFAULT_ADMISSION_MAX_LEASE_S,
     DEFAULT_ENGINE_CACHE,
@@ -77,6 +78,8 @@ class ServedModel:
     target: str
     source_model: str
     weights: str = "?"  # "loaded", or "random" where built with allow_random_weights
+    precision: str = "fp32"
+    accuracy: dict | None = None  # the newest version's passed accuracy check (focoos.builder.accuracy), if it ran
 
 
 def _serving_signature(config: mc.ModelConfig) -> tuple:
@@ -377,14 +380,18 @@ class RepositoryBuilder:
         if not (self.root / name / CONFIG_FILE).is_file():
             raise RepositoryError(f"no model '{name}' in {self.root}")
         params = {k: v.string_value for k, v in read_config(self.root / name).parameters.items()}
+        versions = model_versions(self.root / name)
+        check = self.root / name / str(versions[-1]) / ACCURACY_FILE if versions else None
         return ServedModel(
             name=name,
-            versions=model_versions(self.root / name),
+            versions=versions,
             task=params.get("task", "?"),
             runtime_type=params.get("runtime_type", "?"),
             target=params.get("target", "?"),
             source_model=params.get("source_model", "?"),
             weights=params.get("weights", "?"),
+            precision=params.get("precision", "fp32"),
+            accuracy=json.loads(check.read_text()) if check is not None and check.is_file() else None,
         )
 
     def list(self) -> list[ServedModel]:

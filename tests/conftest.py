@@ -68,6 +68,19 @@ def make_scene(height: int = 240, width: int = 320, seed: int = 0) -> np.ndarray
     return image
 
 
+# Files that take minutes run first, one per worker, so no worker is left alone with one at the end of a
+# `-n 2 --dist loadfile` run; the rest follow largest first (xdist's own order, which pyproject's
+# --no-loadscope-reorder hands over to this hook).
+SLOW_FILES = ("test_install.py", "test_focoos_docs.py")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from collections import Counter
+
+    counts = Counter(item.path for item in items)
+    items.sort(key=lambda item: (item.path.name not in SLOW_FILES, -counts[item.path], str(item.path)))
+
 @pytest.fixture(scope="session")
 def scene() -> np.ndarray:
     return make_scene()

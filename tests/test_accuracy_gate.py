@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from focoos.builder import RepositoryBuilder
-from focoos.builder.accuracy import ACCURACY_FILE, AccuracyGateError
+from focoos.builder.accuracy import AccuracyGateError
+from focoos.builder.configs import ACCURACY_FILE
 
 from focoos import ModelManager
 
@@ -38,6 +39,7 @@ def test_a_build_answering_as_eager_is_published_with_its_check(published, digit
     assert check["metric"] == "bbox/AP" and check["images"] == len(digits_val) and check["passed"]
     assert check["eager"] > 30.0, "the bundled detector finds digits: a score near 0 would prove nothing"
     assert check["served"] == pytest.approx(check["eager"], abs=0.5)
+    assert RepositoryBuilder(root).get(NAME).accuracy == check
     assert not [p for p in root.iterdir() if p.name.startswith(".")], "no staging folder is left behind"
 
 

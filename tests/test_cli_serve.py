@@ -76,7 +76,7 @@ def built(tmp_path_factory) -> Path:
     result = _run([str(FOCOOS_BIN), "build", "--model", MODEL], folder)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "target embedded: " in result.stdout and "has only the python backend" in result.stdout
-    assert f"built {MODEL} version 1 (onnx_cpu, embedded) in model_repository" in result.stdout
+    assert f"built {MODEL} version 1 (onnx_cpu, fp32, embedded) in model_repository" in result.stdout
     check = _run([str(FOCOOS_BIN), "build", "--check"], folder)
     assert check.returncode == 0, check.stderr
     assert f"{MODEL}: versions [1], detection, onnx_cpu (embedded)" in check.stdout
@@ -124,7 +124,7 @@ def test_rebuild_for_another_target_replaces_versions_and_hints_speak_cli(built,
     monkeypatch.chdir(tmp_path)
     assert main(["build", "--model", MODEL, "--target", "gpu"]) == 0
     out = capsys.readouterr().out
-    assert "target embedded" not in out and f"built {MODEL} version 2 (onnx_trt16, gpu)" in out
+    assert "target embedded" not in out and f"built {MODEL} version 2 (onnx_trt16, fp32, gpu)" in out
     assert main(["build", "--check"]) == 0  # version 1, built for the python backend, is gone
     assert f"{MODEL}: versions [2], detection, onnx_trt16 (gpu)" in capsys.readouterr().out
 

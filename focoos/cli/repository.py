@@ -109,8 +109,11 @@ def build_model(args: argparse.Namespace, repository: Path | None, options: dict
     repo = repository_builder(repository)
     model = load_model(args)
     served = repo.add(model, **given(args, name="name"), **options, **accuracy_options(args, model))
-    print(f"built {served.name} version {served.versions[-1]} ({served.runtime_type}, {served.target}) "
-          f"in {repo.root}", flush=True)
+    print(f"built {served.name} version {served.versions[-1]} ({served.runtime_type}, {served.precision}, "
+          f"{served.target}) in {repo.root}", flush=True)
+    if served.accuracy:
+        print(f"{served.accuracy['metric']}: served {served.accuracy['served']:.2f}, eager fp32 "
+              f"{served.accuracy['eager']:.2f} on {served.accuracy['images']} images", flush=True)
     return served
 
 
