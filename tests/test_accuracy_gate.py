@@ -1,9 +1,12 @@
 """The build-time accuracy gate on a real tritonserver: a build that answers as eager fp32 is published with its
-check beside it; one that loses accuracy (int8 on this detector, an answer cap too small for the scenes) is
-refused with both figures and leaves the repository as it was, from Python and from `focoos build`."""
+check beside it (`focoos build --check-accuracy`); one that loses accuracy (an answer cap too small for the
+scenes) is refused with both figures and leaves the repository as it was. Int8 on this detector is refused the
+same way (62.5 against 74.7 AP): benchmarks/accuracy_per_runtime.py measures what each precision loses."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -23,10 +26,16 @@ def detector():
 
 
 @pytest.fixture(scope="module")
-def published(detector, digits_val, tmp_path_factory):
-    """A repository holding one build that passed the gate."""
+def published(digits_dataset, tmp_path_factory):
+    """A repository holding one build that passed the gate, built by the CLI; what it printed."""
+    from focoos.cli import main
+
     root = tmp_path_factory.mktemp("gated")
-    return root, RepositoryBuilder(root).add(detector, name=NAME, target="embedded", check_accuracy=digits_val)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = main(["build", "--model", "fai-detr-n-digits", "--target", "embedded", "--repository", str(root),
+                     "--name", NAME, "--check-accuracy", str(digits_dataset)])
+    assert code == 0, out.getvalue()
+    return root, RepositoryBuilder(root).get(NAME), out.getvalue()
 
 
 def _tree(root: Path) -> list[str]:
@@ -34,17 +43,18 @@ def _tree(root: Path) -> list[str]:
 
 
 def test_a_build_answering_as_eager_is_published_with_its_check(published, digits_val):
-    root, served = published
+    root, served, printed = published
     check = json.loads((root / NAME / str(served.versions[-1]) / ACCURACY_FILE).read_text())
     assert check["metric"] == "bbox/AP" and check["images"] == len(digits_val) and check["passed"]
     assert check["eager"] > 30.0, "the bundled detector finds digits: a score near 0 would prove nothing"
     assert check["served"] == pytest.approx(check["eager"], abs=0.5)
-    assert RepositoryBuilder(root).get(NAME).accuracy == check
+    assert served.accuracy == check
+    assert f"bbox/AP: served {check['served']:.2f}, eager fp32 {check['eager']:.2f} on 6 images" in printed
     assert not [p for p in root.iterdir() if p.name.startswith(".")], "no staging folder is left behind"
 
 
 def test_a_build_losing_accuracy_is_refused_and_the_repository_is_unchanged(published, detector, digits_val):
-    root, served = published
+    root, served, _ = published
     before = _tree(root)
     with pytest.raises(AccuracyGateError, match=r"not published: accuracy check failed: bbox/AP served .* eager "
                                                 r"fp32 .* tolerance 1\.00"):
@@ -64,19 +74,6 @@ def test_a_target_the_local_server_cannot_load_is_refused(detector, digits_val, 
     with pytest.raises(AccuracyGateError, match="cannot load it: .*onnxruntime"):
         RepositoryBuilder(tmp_path).add(detector, name=NAME, target="cpu", check_accuracy=digits_val)
     assert not (tmp_path / NAME).exists()
-
-
-def test_cli_build_refuses_int8_that_loses_accuracy(digits_dataset, tmp_path, capsys):
-    from focoos.cli import main
-
-    repository = tmp_path / "repository"
-    code = main(["build", "--model", "fai-detr-n-digits", "--target", "embedded", "--repository", str(repository),
-                 "--precision", "int8", "--calibration-images", str(digits_dataset / "train"),
-                 "--check-accuracy", str(digits_dataset)])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "accuracy check failed: bbox/AP served" in err and f"on 6 images of {digits_dataset.name}" in err
-    assert not (repository / "fai-detr-n-digits").exists()
 
 
 def test_cli_tolerance_needs_a_dataset(tmp_path, capsys):
