@@ -60,9 +60,15 @@ class AccuracyCheck:
         (folder / ACCURACY_FILE).write_text(json.dumps({**asdict(self), "passed": self.passed}, indent=2))
 
 
-def gate_tolerance(task: Task, tolerance: float | None) -> float:
-    """The points a build of `task` may lose: the given tolerance, checked, or the task's default."""
-    tolerance = TASK_TOLERANCE.get(task, DEFAULT_TOLERANCE) if tolerance is None else float(tolerance)
+def gate_inputs(model: FocoosModel, split: Any, tolerance: float | None) -> float:
+    """Check what a gate is given before anything is built: a split the model can be scored on, with images, and
+    a tolerance >= 0; returns the tolerance (None: the task's default)."""
+    from focoos.training.evaluation import check_eval_data
+
+    check_eval_data(model, split)
+    if len(split) == 0:
+        raise AccuracyGateError("the accuracy check's split has no images")
+    tolerance = TASK_TOLERANCE.get(model.task, DEFAULT_TOLERANCE) if tolerance is None else float(tolerance)
     if not tolerance >= 0:
         raise AccuracyGateError(f"accuracy tolerance must be >= 0 points, got {tolerance}")
     return tolerance
@@ -74,15 +80,12 @@ def check_accuracy(model: FocoosModel, repository: Path, ensemble: str, split: A
     eager answers on `split` (a MapDataset: FocoosModel.eval's data), and raise AccuracyGateError when the
     served metric falls more than `tolerance` points (None: the task's default) below eager."""
     from focoos.client import TritonInferModel
-    from focoos.training.evaluation import PRIMARY_METRIC, answers_metrics, check_eval_data
+    from focoos.training.evaluation import PRIMARY_METRIC, answers_metrics
 
     from .server import MissingBackendError, TritonServer
 
-    check_eval_data(model, split)
-    if len(split) == 0:
-        raise AccuracyGateError("the accuracy check's split has no images")
+    tolerance = gate_inputs(model, split, tolerance)
     info = model.model_info
-    tolerance = gate_tolerance(info.task, tolerance)
     metric = PRIMARY_METRIC[info.task]
     eager = answers_metrics(info, split, lambda image: model.infer(image, threshold=GATE_THRESHOLD))
     try:

@@ -130,22 +130,23 @@ def _cv_reference(model: FocoosModel, info: ModelInfo, source: dict | str | Path
 PRECISIONS = tuple(PRECISION_ENGINES)  # fp32, int8, bf16
 
 
-def _check_precision(precision: str, runtime_type: RuntimeType, target: str, calibration: str | Path | None) -> None:
-    """Refuse a precision this build cannot give (never a quiet fp32 in its place); warn where it will be slow."""
+def _check_precision(precision: str, runtime_type: RuntimeType, target: str, calibration: str | Path | None) -> str:
+    """Refuse a precision this build cannot give (never a quiet fp32 in its place); warn where it will be slow.
+    Returns the engine that runs the network (network_engine)."""
     import warnings
 
     from focoos.infer.runtimes import BF16_CPU_FLAGS, INT8_CPU_FLAGS, cpu_precisions
 
     if precision not in PRECISIONS:
         raise RepositoryError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "fp32":
-        return
-    if runtime_type != RuntimeType.ONNX_CPU:
+    if precision != "fp32" and runtime_type != RuntimeType.ONNX_CPU:
         raise RepositoryError(f"precision {precision} runs on onnx_cpu, not {runtime_type.value}")
     try:
         engine = network_engine(runtime_type, precision, target)
     except ValueError as exc:
         raise RepositoryError(str(exc)) from None
+    if precision == "fp32":
+        return engine
     if precision == "int8" and calibration is None:
         raise RepositoryError("precision int8 needs calibration_images: a folder of images like those served")
     computes = cpu_precisions()
@@ -161,6 +162,7 @@ def _check_precision(precision: str, runtime_type: RuntimeType, target: str, cal
     if precision == "int8" and "int8" not in computes:
         warnings.warn(f"this CPU has no int8 dot products ({' / '.join(INT8_CPU_FLAGS)}): int8 is emulated here "
                       "and may not beat fp32 (benchmarks/precision_engines.py measures both)", stacklevel=3)
+    return engine
 
 
 def _quantize(onnx_file: Path, info: ModelInfo, calibration: str | Path | None) -> Path:
@@ -249,7 +251,11 @@ class RepositoryBuilder:
             runtime_type = target_runtime(target, runtime_type)
         except ValueError as exc:
             raise RepositoryError(str(exc)) from None
-        _check_precision(precision, runtime_type, target, calibration_images)
+        engine = _check_precision(precision, runtime_type, target, calibration_images)
+        if check_accuracy is not None:  # a split or tolerance the gate cannot use is refused before the build
+            from .accuracy import gate_inputs
+
+            accuracy_tolerance = gate_inputs(model, check_accuracy, accuracy_tolerance)
         if max_batch_size < 1:
             raise RepositoryError(f"max_batch_size must be at least 1, got {max_batch_size}")
         threshold = validate_threshold(threshold)
@@ -313,7 +319,7 @@ class RepositoryBuilder:
                 names.ensemble: ensemble_config(names, info, runtime_type, output_names, max_batch_size, top_k,
                                                 {**self._metadata(info, runtime_type, target, top_k, threshold),
                                                  "precision": precision,
-                                                 "engine": network_engine(runtime_type, precision, target),
+                                                 "engine": engine,
                                                  PARAM_NATIVE_MAX_PIXELS: native_pixels}),
             }
             for step, config in configs.items():
